@@ -1,0 +1,1 @@
+"""BTF and BTF.ext: read, write, look up, dump as C."""

@@ -1,0 +1,1 @@
+"""Classic BPF: instructions, interpreter, pcap filter compiler, seccomp."""

@@ -1,0 +1,1 @@
+"""Instruction set: encode, decode, assemble, disassemble."""

@@ -1,0 +1,1 @@
+"""Kernel backend: the bpf() syscall, maps, programs, links, events."""

@@ -1,0 +1,1 @@
+"""ObjectSpec: programs, maps, relocations, CO-RE, without kernel I/O."""

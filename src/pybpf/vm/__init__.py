@@ -1,0 +1,1 @@
+"""Userspace eBPF runtime: interpreter, memory model, maps, helpers."""
