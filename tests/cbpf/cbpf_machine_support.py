@@ -1,0 +1,405 @@
+"""Reference tools for the cBPF machine tests: libpcap through ctypes, packet builders.
+
+libpcap is the reference for filter programs (pcap_compile) and for offline
+filtering semantics (bpf_filter); the tests compare pybpf against it on the
+same inputs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import random
+import struct
+
+LINKTYPE_ETHERNET = 1
+DLT_EN10MB = 1
+
+
+class BpfInsn(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
+
+
+class BpfProgram(ctypes.Structure):
+    _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.POINTER(BpfInsn))]
+
+
+def _load_libpcap():
+    for name in ("libpcap.so.0.8", "libpcap.so.1", ctypes.util.find_library("pcap")):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        lib.pcap_open_dead.restype = ctypes.c_void_p
+        lib.pcap_open_dead.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.pcap_compile.argtypes = [ctypes.c_void_p, ctypes.POINTER(BpfProgram), ctypes.c_char_p, ctypes.c_int,
+                                     ctypes.c_uint32]
+        lib.pcap_geterr.restype = ctypes.c_char_p
+        lib.pcap_geterr.argtypes = [ctypes.c_void_p]
+        lib.pcap_freecode.argtypes = [ctypes.POINTER(BpfProgram)]
+        lib.pcap_close.argtypes = [ctypes.c_void_p]
+        lib.bpf_filter.restype = ctypes.c_uint
+        lib.bpf_filter.argtypes = [ctypes.POINTER(BpfInsn), ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint]
+        return lib
+    return None
+
+
+LIBPCAP = _load_libpcap()
+
+
+def pcap_compile(expr: str, linktype: int = DLT_EN10MB, snaplen: int = 262144, optimize: bool = True):
+    """Compile a filter expression with libpcap; returns [(code, jt, jf, k)]."""
+    handle = LIBPCAP.pcap_open_dead(linktype, snaplen)
+    try:
+        prog = BpfProgram()
+        if LIBPCAP.pcap_compile(handle, ctypes.byref(prog), expr.encode(), int(optimize), 0xFFFFFFFF) != 0:
+            raise ValueError(f"libpcap cannot compile {expr!r}: {LIBPCAP.pcap_geterr(handle).decode()}")
+        out = [(prog.bf_insns[i].code, prog.bf_insns[i].jt, prog.bf_insns[i].jf, prog.bf_insns[i].k)
+               for i in range(prog.bf_len)]
+        LIBPCAP.pcap_freecode(ctypes.byref(prog))
+        return out
+    finally:
+        LIBPCAP.pcap_close(handle)
+
+
+class LibpcapFilter:
+    """libpcap's bpf_filter() on one program: one ctypes call per packet."""
+
+    def __init__(self, program):
+        program = [tuple(i) for i in program]
+        self._insns = (BpfInsn * len(program))(*[BpfInsn(*i) for i in program])
+
+    def __call__(self, data: bytes, wirelen: int | None = None) -> int:
+        return LIBPCAP.bpf_filter(self._insns, data, len(data) if wirelen is None else wirelen, len(data))
+
+
+# --- packets -----------------------------------------------------------------
+
+
+def _csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def ether(dst: bytes, src: bytes, ethertype: int, payload: bytes, vlan: int | None = None) -> bytes:
+    tag = struct.pack("!HH", 0x8100, vlan) if vlan is not None else b""
+    return dst + src + tag + struct.pack("!H", ethertype) + payload
+
+
+def ipv4(src: str, dst: str, proto: int, payload: bytes, ttl: int = 64, frag: int = 0, options: bytes = b"",
+         ident: int = 1) -> bytes:
+    import socket
+    ihl = 5 + len(options) // 4
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, 20 + len(options) + len(payload), ident, frag, ttl, proto, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst)) + options
+    hdr = hdr[:10] + struct.pack("!H", _csum(hdr)) + hdr[12:]
+    return hdr + payload
+
+
+def ipv6(src: str, dst: str, nxt: int, payload: bytes, hlim: int = 64) -> bytes:
+    import socket
+    return struct.pack("!IHBB16s16s", 0x60000000, len(payload), nxt, hlim,
+                       socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)) + payload
+
+
+def tcp(sport: int, dport: int, flags: int = 0x02, payload: bytes = b"", seq: int = 1) -> bytes:
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 65535, 0, 0) + payload
+
+
+def udp(sport: int, dport: int, payload: bytes = b"") -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def icmp(typ: int = 8, code: int = 0, payload: bytes = b"abcd") -> bytes:
+    body = struct.pack("!BBHHH", typ, code, 0, 1, 1) + payload
+    return body[:2] + struct.pack("!H", _csum(body)) + body[4:]
+
+
+def arp(op: int = 1, spa: str = "198.18.0.1", tpa: str = "198.18.0.2") -> bytes:
+    import socket
+    return struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, b"\x02\0\0\0\0\1", socket.inet_aton(spa),
+                       b"\0" * 6, socket.inet_aton(tpa))
+
+
+MAC_A = b"\x02\x00\x00\x00\x00\x01"
+MAC_B = b"\x02\x00\x00\x00\x00\x02"
+BROADCAST = b"\xff" * 6
+
+
+def sample_frames(seed: int = 1, random_count: int = 60) -> list[bytes]:
+    """Ethernet frames of many protocols (and some random and truncated ones)."""
+    rng = random.Random(seed)
+    frames = []
+    hosts = ["198.18.0.1", "198.18.0.2", "198.19.255.7", "10.0.0.1", "192.168.1.1"]
+    ports = [22, 53, 80, 443, 8080, 1234, 65535]
+    for src in hosts[:3]:
+        for dst in hosts[1:]:
+            for sport, dport in ((rng.choice(ports), rng.choice(ports)) for _ in range(2)):
+                for flags in (0x02, 0x12, 0x10, 0x01, 0x04, 0x18):
+                    frames.append(ether(MAC_B, MAC_A, 0x0800, ipv4(src, dst, 6, tcp(sport, dport, flags, b"x" * rng.randrange(0, 40)))))
+                frames.append(ether(MAC_B, MAC_A, 0x0800, ipv4(src, dst, 17, udp(sport, dport, b"y" * rng.randrange(0, 40)))))
+            frames.append(ether(MAC_B, MAC_A, 0x0800, ipv4(src, dst, 1, icmp(rng.choice([0, 3, 8, 11])))))
+            frames.append(ether(MAC_B, MAC_A, 0x0800, ipv4(src, dst, 6, tcp(80, 80), frag=0x2000 | 5)))  # more-fragments
+            frames.append(ether(MAC_B, MAC_A, 0x0800, ipv4(src, dst, 17, udp(53, 53), frag=0x0010)))  # later fragment
+            frames.append(ether(MAC_B, MAC_A, 0x0800, ipv4(src, dst, 6, tcp(443, 80), options=b"\x01\x01\x01\x00")))
+            frames.append(ether(BROADCAST, MAC_A, 0x0806, arp(1, src, dst)))
+            frames.append(ether(MAC_B, MAC_A, 0x0800, ipv4(src, dst, 6, tcp(80, 22)), vlan=100))
+    for v6 in (("2001:db8::1", "2001:db8::2"), ("fe80::1", "ff02::1")):
+        for nxt, l4 in ((6, tcp(80, 1234)), (17, udp(53, 5353)), (58, icmp(128))):
+            frames.append(ether(MAC_B, MAC_A, 0x86DD, ipv6(*v6, nxt, l4)))
+    frames.append(ether(b"\x01\x00\x5e\x00\x00\x01", MAC_A, 0x0800, ipv4("198.18.0.1", "224.0.0.1", 2, b"\x11\x64\0\0\0\0\0\0")))
+    frames.append(ether(MAC_B, MAC_A, 0x0800, ipv4("198.18.0.1", "198.18.0.2", 132, b"\0" * 16)))
+    for frame in list(frames[:: max(1, len(frames) // 20)]):  # truncated copies
+        frames.append(frame[: rng.randrange(0, len(frame))])
+    for _ in range(random_count):
+        frames.append(bytes(rng.randrange(256) for _ in range(rng.randrange(0, 120))))
+    return frames
+
+
+FILTER_EXPRESSIONS = [
+    "", "ip", "ip6", "arp", "tcp", "udp", "icmp", "icmp6", "tcp port 80", "udp port 53", "port 53 or port 80",
+    "host 198.18.0.1", "src host 198.18.0.2", "dst host 198.19.255.7", "net 198.18.0.0/15", "src net 10.0.0.0/8",
+    "tcp[tcpflags] & tcp-syn != 0", "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn", "tcp[13] == 0x12",
+    "ip[8] < 64", "ip[6:2] & 0x1fff != 0", "ip[2:2] > 60", "len > 100", "len <= 64", "greater 80", "less 60",
+    "vlan", "vlan 100", "vlan and tcp", "ether broadcast", "ether multicast", "ether host 02:00:00:00:00:01",
+    "ether proto 0x0806", "ip proto 132", "sctp", "portrange 1000-2000", "tcp portrange 20-90", "not ip",
+    "not tcp and not udp", "ip and (tcp or udp) and not port 22", "icmp[icmptype] == icmp-echo",
+    "icmp[0] == 8 or icmp[0] == 0", "ip6 and tcp port 80", "udp and ip6 dst host ff02::1", "ip multicast",
+    "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420", "ip[0] & 0xf != 5", "ip[0] >> 4 == 4",
+    "ip[9] * 2 == 12", "ip[9] / 2 == 3", "ip[9] % 4 == 2", "ip[2:2] - 20 > 30", "ip[9] + 1 == 7",
+    "ip[9] ^ 1 == 7", "ip[9] | 1 == 7", "(ip[0] << 1) & 0xff == 0x8a", "len - 14 > 40", "ether[0] & 1 = 1",
+    "ip[9] << 24 >> 24 == 6", "udp[4:2] > 10 and udp port 53", "ip and ip[12:4] == ip[16:4]",
+    "tcp[2:2] == tcp[0:2]", "ip[16] == 224 or ip[16] == 198", "ether src 02:00:00:00:00:01 and arp",
+]
+
+
+# --- network namespaces and veth pairs (kernel tests) --------------------------
+
+import contextlib
+import os
+import socket
+import subprocess
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+SO_ATTACH_FILTER = 26
+SO_ATTACH_BPF = 50
+ETH_P_ALL = 0x0003
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def in_netns(name: str):
+    """Run the block with this thread in network namespace ``name`` (sockets made there stay there)."""
+    with open("/proc/self/ns/net") as home, open(f"/run/netns/{name}") as target:
+        if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns into " + name)
+        try:
+            yield
+        finally:
+            if _libc.setns(home.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back home")
+
+
+class VethLab:
+    """One network namespace (unique name) holding a veth pair tx <-> rx, IPv6 off, nothing else talks."""
+
+    def __init__(self, tag: str = "lab"):
+        self.ns = f"pybpf-cbm-{tag}-{os.getpid()}"
+        self.tx, self.rx = "vtx", "vrx"
+
+    def __enter__(self) -> "VethLab":
+        _ip("netns", "add", self.ns)
+        try:
+            for cmd in (["link", "add", self.tx, "type", "veth", "peer", "name", self.rx],
+                        ["link", "set", self.tx, "address", "02:00:00:00:00:01"],
+                        ["link", "set", self.rx, "address", "02:00:00:00:00:02"]):
+                _ip("-n", self.ns, *cmd)
+            subprocess.run(["ip", "netns", "exec", self.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                            "net.ipv6.conf.default.disable_ipv6=1"], check=True, capture_output=True)
+            for dev in (self.tx, self.rx):
+                _ip("-n", self.ns, "link", "set", dev, "up")
+            with in_netns(self.ns):
+                self.rx_ifindex = socket.if_nametoindex(self.rx)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def packet_socket(self, dev: str) -> socket.socket:
+        with in_netns(self.ns):
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        s.bind((dev, ETH_P_ALL))
+        return s
+
+
+def attach_cbpf(sock: socket.socket, program) -> None:
+    program = [tuple(i) for i in program]
+    buf = (BpfInsn * len(program))(*[BpfInsn(*i) for i in program])
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def drain(sock: socket.socket) -> list[bytes]:
+    out = []
+    sock.setblocking(False)
+    try:
+        while True:
+            out.append(sock.recv(65536))
+    except BlockingIOError:
+        pass
+    finally:
+        sock.setblocking(True)
+    return out
+
+
+class FilterBench:
+    """Send frames through the lab and see which ones a filter on the receiving side lets in (and how long)."""
+
+    def __init__(self, lab: VethLab):
+        self.lab = lab
+        self.tx = lab.packet_socket(lab.tx)
+        self.control = lab.packet_socket(lab.rx)
+
+    def close(self) -> None:
+        self.tx.close()
+        self.control.close()
+
+    def verdicts(self, sockets: list[socket.socket], frames: list[bytes]) -> list[list[int]]:
+        """For each socket, the received length of each frame (0 = filtered out).
+
+        Frames go one at a time: once the unfiltered control socket has a frame,
+        every other packet socket on the device has run its filter on it too.
+        """
+        for s in [*sockets, self.control]:
+            drain(s)
+        self.control.settimeout(5)
+        results = [[0] * len(frames) for _ in sockets]
+        for i, frame in enumerate(frames):
+            self.tx.send(frame)
+            self.control.recv(65536)
+            for s, lengths in zip(sockets, results):
+                got = drain(s)
+                if len(got) > 1:
+                    raise AssertionError(f"{len(got)} frames arrived for one sent")
+                if got:
+                    lengths[i] = len(got[0])
+        return results
+
+
+# --- random classic BPF programs (hypothesis) ----------------------------------
+
+from hypothesis import strategies as st
+
+from pybpf.cbpf import insn as I
+
+_INTERESTING_K = [0, 1, 2, 3, 4, 7, 8, 12, 13, 14, 15, 16, 20, 23, 26, 30, 31, 32, 33, 34, 36, 40, 54, 60, 64, 100,
+                  255, 256, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF]
+_NEG_K = [(I.SKF_NET_OFF + d) & 0xFFFFFFFF for d in (0, 2, 9, 12, 16, 20, 40)] + \
+         [(I.SKF_LL_OFF + d) & 0xFFFFFFFF for d in (0, 6, 12, 13, 30)] + [0xFFEFFFFF, 0xFFDFFFFF, 0xFFFF0000]
+
+
+def ancillary_k(names) -> list[int]:
+    return [(I.SKF_AD_OFF + I.SKF_AD[n]) & 0xFFFFFFFF for n in names]
+
+
+def k_values(extra=()):
+    return st.one_of(st.sampled_from(_INTERESTING_K + list(extra)), st.integers(0, 80), st.integers(0, 0xFFFFFFFF))
+
+
+@st.composite
+def programs(draw, max_len: int = 24, ancillary=(), negative: bool = False, seccomp: bool = False):
+    """Valid classic BPF programs (kernel rules) built instruction by instruction.
+
+    Scratch words are all written first so any later read is legal; jumps go
+    forward inside the program; the last instruction is a ret.
+    """
+    n_body = draw(st.integers(1, max_len))
+    body: list[tuple] = []
+    if draw(st.booleans()):
+        body += [(I.LD | I.IMM, 0, 0, draw(k_values()))]
+    scratch = draw(st.lists(st.integers(0, 15), max_size=3, unique=True))
+    body += [(I.ST, 0, 0, m) for m in scratch]
+    offsets = k_values(_NEG_K if negative else ())
+    if seccomp:
+        load_choices = [(I.LD | I.W | I.ABS, st.sampled_from(range(0, 64, 4)))]
+    else:
+        load_choices = [(I.LD | size | I.ABS, offsets) for size in (I.W, I.H, I.B)]
+        load_choices += [(I.LD | size | I.IND, offsets) for size in (I.W, I.H, I.B)]
+        load_choices += [(I.LDX | I.B | I.MSH, offsets)]
+        if ancillary:
+            load_choices += [(I.LD | size | I.ABS, st.sampled_from(ancillary_k(ancillary))) for size in (I.W, I.B)]
+    alu_ops = [I.ADD, I.SUB, I.MUL, I.DIV, I.OR, I.AND, I.LSH, I.RSH, I.XOR] + ([] if seccomp else [I.MOD])
+    while len(body) < n_body:
+        kind = draw(st.sampled_from(["load", "load", "alu", "alu", "alu", "imm", "mem", "misc", "jump", "jump", "ret"]))
+        remaining = n_body - len(body)  # instructions after this one, the final ret included
+        if kind == "load":
+            code, ks = draw(st.sampled_from(load_choices))
+            k = draw(ks)
+            if I.mode(code) == I.ABS and k >= 0xFFFFF000 and k not in ancillary_k(ancillary):
+                k &= 0xFF  # the kernel refuses unknown ancillary offsets
+            body.append((code, 0, 0, k))
+        elif kind == "alu":
+            op = draw(st.sampled_from(alu_ops))
+            if draw(st.booleans()):
+                body.append((I.ALU | op | I.X, 0, 0, 0))
+            else:
+                k = draw(k_values())
+                if op in (I.LSH, I.RSH):
+                    k %= 32
+                if op in (I.DIV, I.MOD) and k == 0:
+                    k = 3
+                body.append((I.ALU | op | I.K, 0, 0, k))
+            if draw(st.integers(0, 9)) == 0:
+                body.append((I.ALU | I.NEG, 0, 0, 0))
+        elif kind == "imm":
+            body.append((draw(st.sampled_from([I.LD | I.IMM, I.LDX | I.IMM])), 0, 0, draw(k_values())))
+            if draw(st.booleans()):
+                body.append((draw(st.sampled_from([I.LD | I.W | I.LEN, I.LDX | I.W | I.LEN])), 0, 0, 0))
+        elif kind == "mem":
+            m = draw(st.integers(0, 15))
+            if m in scratch and draw(st.booleans()):
+                body.append((draw(st.sampled_from([I.LD | I.MEM, I.LDX | I.MEM])), 0, 0, m))
+            else:
+                body.append((draw(st.sampled_from([I.ST, I.STX])), 0, 0, m))
+        elif kind == "misc":
+            body.append((I.MISC | draw(st.sampled_from([I.TAX, I.TXA])), 0, 0, 0))
+        elif kind == "jump":
+            op = draw(st.sampled_from([I.JEQ, I.JGT, I.JGE, I.JSET, I.JA]))
+            span = min(remaining, 255)
+            if op == I.JA:
+                body.append((I.JMP | I.JA, 0, 0, draw(st.integers(0, span - 1))))
+            else:
+                src = draw(st.sampled_from([I.K, I.X]))
+                k = draw(k_values()) if src == I.K else 0
+                body.append((I.JMP | op | src, draw(st.integers(0, span - 1)), draw(st.integers(0, span - 1)), k))
+        else:
+            body.append(draw(st.sampled_from([(I.RET | I.A, 0, 0, 0), (I.RET | I.K, 0, 0, draw(k_values()))])))
+    body = body[:n_body] if len(body) > n_body else body
+    # Jumps drawn before the body was trimmed may now overshoot: clamp them to the final ret.
+    total = len(body) + 1
+    fixed = []
+    for pc, (code, jt, jf, k) in enumerate(body):
+        last = total - pc - 2  # largest legal offset
+        if code == I.JMP | I.JA:
+            k = min(k, last)
+        elif I.cls(code) == I.JMP:
+            jt, jf = min(jt, last), min(jf, last)
+        fixed.append((code, jt, jf, k))
+    fixed.append(draw(st.sampled_from([(I.RET | I.A, 0, 0, 0), (I.RET | I.K, 0, 0, draw(k_values()))])))
+    return fixed
