@@ -430,3 +430,61 @@ def load_socket_filter(program) -> int:
 
 def attach_ebpf(sock: socket.socket, prog_fd: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd)
+
+
+class PairLab:
+    """Two network namespaces joined by a veth pair: a (198.18.0.1) <-> b (198.18.0.2), neighbours static."""
+
+    def __init__(self, tag: str = "pair"):
+        base = f"pybpf-cbm-{tag}-{os.getpid()}"
+        self.ns_a, self.ns_b = base + "-a", base + "-b"
+        self.dev_a, self.dev_b = "veth-a", "veth-b"
+        self.ip_a, self.ip_b = "198.18.0.1", "198.18.0.2"
+        self.mac_a, self.mac_b = "02:00:00:00:00:01", "02:00:00:00:00:02"
+
+    def __enter__(self) -> "PairLab":
+        _ip("netns", "add", self.ns_a)
+        try:
+            _ip("netns", "add", self.ns_b)
+            _ip("-n", self.ns_a, "link", "add", self.dev_a, "type", "veth", "peer", "name", self.dev_b, "netns",
+                self.ns_b)
+            for ns, dev, mac, addr, peer_ip, peer_mac in ((self.ns_a, self.dev_a, self.mac_a, self.ip_a, self.ip_b,
+                                                           self.mac_b),
+                                                          (self.ns_b, self.dev_b, self.mac_b, self.ip_b, self.ip_a,
+                                                           self.mac_a)):
+                subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                                "net.ipv6.conf.default.disable_ipv6=1"], check=True, capture_output=True)
+                _ip("-n", ns, "link", "set", dev, "address", mac)
+                _ip("-n", ns, "addr", "add", addr + "/24", "dev", dev)
+                _ip("-n", ns, "link", "set", dev, "up")
+                _ip("-n", ns, "neigh", "replace", peer_ip, "lladdr", peer_mac, "dev", dev, "nud", "permanent")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for ns in (self.ns_a, self.ns_b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def udp_sender(self) -> socket.socket:
+        with in_netns(self.ns_a):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        return s
+
+
+def program_text(program) -> str:
+    """A program in `tcpdump -ddd` form."""
+    return "\n".join([str(len(program))] + [" ".join(map(str, i)) for i in program]) + "\n"
+
+
+def ping_once(lab: PairLab, ident: int = 0x4242) -> None:
+    """One ICMP echo request from a to b (no ping binary needed); b's kernel answers it."""
+    with in_netns(lab.ns_a):
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    with s:
+        body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"pybpf-ping"
+        s.sendto(body[:2] + struct.pack("!H", _csum(body)) + body[4:], (lab.ip_b, 0))
