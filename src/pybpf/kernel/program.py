@@ -29,6 +29,10 @@ _NETWORK_TYPES = frozenset({
     ProgType.SK_LOOKUP, ProgType.NETFILTER, ProgType.SOCK_OPS, ProgType.CGROUP_SKB,
 })
 _TRAMPOLINE_TYPES = frozenset({ProgType.TRACING, ProgType.LSM, ProgType.EXT})
+_TRAMPOLINE_KINDS = {
+    AttachType.TRACE_FENTRY: "fentry", AttachType.TRACE_FEXIT: "fexit", AttachType.MODIFY_RETURN: "fmod_ret",
+    AttachType.TRACE_RAW_TP: "tp_btf", AttachType.TRACE_ITER: "iterator",
+}
 
 
 def _type_name(prog_type: int) -> str:
@@ -193,7 +197,7 @@ class Program(FDObject):
 
         fd, err, log = run_with_log(attempt, log_level, log_size)
         if err:
-            raise _load_error(err, type, label, name, log, source_lines, attach_btf_id)
+            raise _load_error(err, type, label, name, log, source_lines, expected_attach_type)
         return cls(fd, name=name, type=type, expected_attach_type=expected_attach_type, section=section,
                    attach_btf_id=attach_btf_id, verifier_log=log)
 
@@ -308,27 +312,26 @@ class Program(FDObject):
         to the input size plus room to grow (XDP may push headers).
         """
         data = bytes(data)
-        grow = data_size_out is None
-        out_size = data_size_out if data_size_out is not None else (len(data) + 4096 if data else 0)
         ctx_in = bytes(ctx) if ctx is not None else b""
-        ctx_out_size = ctx_size_out if ctx_size_out is not None else len(ctx_in)
-        while True:
-            din = ctypes.create_string_buffer(data, len(data)) if data else None
-            dout = ctypes.create_string_buffer(out_size) if out_size else None
-            cin = ctypes.create_string_buffer(ctx_in, len(ctx_in)) if ctx_in else None
-            cout = ctypes.create_string_buffer(ctx_out_size) if ctx_out_size else None
-            attr = TestRunAttr(
-                prog_fd=self.fd, data_size_in=len(data), data_size_out=out_size,
-                data_in=ctypes.addressof(din) if din else 0, data_out=ctypes.addressof(dout) if dout else 0,
-                repeat=repeat, ctx_size_in=len(ctx_in), ctx_size_out=ctx_out_size,
-                ctx_in=ctypes.addressof(cin) if cin else 0, ctx_out=ctypes.addressof(cout) if cout else 0,
-                flags=flags, cpu=cpu, batch_size=batch_size,
-            )
-            _, err = bpf_errno(Cmd.PROG_TEST_RUN, attr)
-            if err == errno.ENOSPC and grow and attr.data_size_out > out_size:
-                out_size = attr.data_size_out
-                continue
-            break
+        # Generous output buffers: a too-small one would make the kernel fail the run (ENOSPC)
+        # after the program already ran, and running it again could repeat its side effects.
+        out_size = data_size_out if data_size_out is not None else (len(data) + 4096 if data else 0)
+        ctx_out_size = ctx_size_out if ctx_size_out is not None else (max(len(ctx_in), 4096) if ctx_in else 0)
+        din = ctypes.create_string_buffer(data, len(data)) if data else None
+        dout = ctypes.create_string_buffer(out_size) if out_size else None
+        cin = ctypes.create_string_buffer(ctx_in, len(ctx_in)) if ctx_in else None
+        cout = ctypes.create_string_buffer(ctx_out_size) if ctx_out_size else None
+        attr = TestRunAttr(
+            prog_fd=self.fd, data_size_in=len(data), data_size_out=out_size,
+            data_in=ctypes.addressof(din) if din else 0, data_out=ctypes.addressof(dout) if dout else 0,
+            repeat=repeat, ctx_size_in=len(ctx_in), ctx_size_out=ctx_out_size,
+            ctx_in=ctypes.addressof(cin) if cin else 0, ctx_out=ctypes.addressof(cout) if cout else 0,
+            flags=flags, cpu=cpu, batch_size=batch_size,
+        )
+        _, err = bpf_errno(Cmd.PROG_TEST_RUN, attr)
+        if err == errno.ENOSPC:
+            raise KernelError(err, f"test run of {self.describe()}: the output needs {attr.data_size_out} data bytes "
+                                   f"and {attr.ctx_size_out} context bytes; pass larger data_size_out/ctx_size_out")
         if err in (ENOTSUPP, errno.EOPNOTSUPP):
             raise NotSupportedError(f"BPF_PROG_TEST_RUN of {_type_name(self.type)} programs",
                                     reason="this kernel cannot run such programs on demand")
@@ -398,12 +401,13 @@ class Program(FDObject):
 
 
 def _load_error(err: int, ptype: int, label: str, name: str, log: str,
-                source_lines: Sequence[SourceLine], attach_btf_id: int) -> BPFError:
+                source_lines: Sequence[SourceLine], expected_attach_type: int | None) -> BPFError:
     if log.strip():
         return verifier_error(err, name or label, log, source_lines)
     if err == errno.EPERM and ptype in _TRAMPOLINE_TYPES and not missing_capabilities(_caps_for(ptype) + (CAP_SYS_ADMIN,)):
+        kind = _TRAMPOLINE_KINDS.get(expected_attach_type, "")
         kind = {ProgType.LSM: "LSM programs", ProgType.EXT: "freplace (EXT) programs"}.get(
-            ptype, "fentry/fexit/fmod_ret/tp_btf (TRACING) programs")
+            ptype, f"{kind or 'TRACING'} programs")
         return NotSupportedError(
             kind, reason="the kernel refused to load one with EPERM although every capability is present "
                          "(BPF trampolines/LSM hooks are disabled or locked down in this kernel)")
