@@ -18,7 +18,7 @@ from pathlib import Path
 
 from conftest import LLVM_OBJDUMP, compile_bpf
 
-from pybpf.elf.reader import ELFFile, STT_SECTION
+from pybpf.elf.reader import ELFFile, STT_OBJECT, STT_SECTION
 from pybpf.isa import Instruction
 from pybpf.kernel import Map, MapType, Program, SourceLine
 from pybpf.kernel.uapi import PSEUDO_MAP_FD, PSEUDO_MAP_VALUE
@@ -39,7 +39,7 @@ class Loaded:
 
     program: Program
     data_maps: dict[str, Map] = field(default_factory=dict)
-    path: Path | None = None
+    globals: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (section, offset)
 
     def close(self) -> None:
         self.program.close()
@@ -52,7 +52,9 @@ class Loaded:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def global_u64(self, section: str, offset: int = 0) -> int:
+    def global_u64(self, name: str) -> int:
+        """The current value of a u64 global variable of the program."""
+        section, offset = self.globals[name]
         raw = self.data_maps[section].lookup_raw((0).to_bytes(4, "little"))
         return int.from_bytes(raw[offset:offset + 8], "little")
 
@@ -82,7 +84,10 @@ def load_c(source: str, section: str, prog_type: MapType | int, maps: dict[str, 
             else:
                 raise AssertionError(f"test helper cannot relocate symbol {sym.name!r} (section {sec and sec.name})")
     prog = Program.load(prog_type, insns, name=name, section=section, **load_options)
-    return Loaded(prog, data_maps, obj)
+    names = {s.index: s.name for s in elf.sections}
+    variables = {sym.name: (names[sym.shndx], sym.value) for sym in elf.symbols
+                 if sym.type == STT_OBJECT and names.get(sym.shndx) in data_maps}
+    return Loaded(prog, data_maps, variables)
 
 
 def _slot_offsets(data) -> list[int]:

@@ -184,7 +184,7 @@ def test_counter_program_with_global_data():
     """
     with load_c(src, "socket", ProgType.SOCKET_FILTER, name="runs") as loaded:
         loaded.program.test_run(bytes(64), repeat=7)
-        assert loaded.global_u64(".bss") == 7
+        assert loaded.global_u64("runs") == 7
         assert loaded.program.info().map_ids == (loaded.data_maps[".bss"].id,)
 
 

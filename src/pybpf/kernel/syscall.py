@@ -234,6 +234,7 @@ def fd_kind(fd: int) -> str | None:
         return None
     return {
         "anon_inode:bpf-map": "map", "anon_inode:bpf-prog": "prog", "anon_inode:bpf_link": "link",
+        "anon_inode:bpf-link": "link",  # the name a link opened from a pin gets
         "anon_inode:btf": "btf",
     }.get(target)
 
