@@ -32,6 +32,18 @@ char LICENSE[] SEC("license") = "GPL";
 
 _DATA_SECTIONS = (".rodata", ".data", ".bss")
 
+# bpf_printk's helper with the format on the stack (no .rodata needed)
+PRINTK = r"""
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int say(void *ctx)
+{
+    char fmt[] = "pybpf says %d";
+    bpf_trace_printk(fmt, sizeof(fmt), (int)(bpf_get_current_pid_tgid() >> 32));
+    return 0;
+}
+"""
+
+
 
 @dataclass
 class Loaded:

@@ -17,6 +17,8 @@ from conftest import ROOT
 from kernel_testlib import inside_netns, load_c, open_fds, veth_pair_in_namespaces
 
 from pybpf.errors import LinkError
+from pybpf.kernel.attach import attach_perf_fd
+from pybpf.kernel.perf import open_tracepoint
 from pybpf.isa import Instruction
 from pybpf.kernel import (
     AttachType, BPFLink, IntCodec, Link, LinkGroup, LinkType, Map, MapType, PerfEventLink, Program, ProgType,
@@ -104,6 +106,24 @@ def test_getppid_calls_are_counted(counter_maps, section, prog_type, how):
         os.getppid()  # detached: not counted any more
         assert counts[0] == 25
     _no_leaks(fds, links)
+
+
+def test_legacy_perf_ioctl_attachment(counter_maps):
+    # Kernels before 5.15 attach with PERF_EVENT_IOC_SET_BPF: the perf fd alone is the attachment.
+    fds = open_fds()
+    counts = counter_maps["counts"]
+    with load_c(COUNT_OWN_CALLS, "tracepoint/syscalls/sys_enter_getppid", ProgType.TRACEPOINT, counter_maps,
+                name="ioctl") as loaded:
+        link = attach_perf_fd(loaded.program, open_tracepoint("syscalls", "sys_enter_getppid"), use_ioctl=True)
+        with link:
+            assert not link.has_bpf_link
+            with pytest.raises(LinkError, match="cannot be pinned"):
+                link.pin("/sys/fs/bpf/pybpf_never")
+            os.getppid()
+            os.getppid()
+        os.getppid()
+        assert counts[0] == 2
+    assert open_fds() == fds
 
 
 def test_link_pin_keeps_attachment_until_unpinned(counter_maps):

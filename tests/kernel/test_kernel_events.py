@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from kernel_testlib import load_c
+from kernel_testlib import PRINTK, load_c
 
 from pybpf.errors import MapError
 from pybpf.isa import Instruction
@@ -132,17 +132,6 @@ def test_ringbuf_batch_decoding_is_exact_for_many_records():
         assert len(recs) == 20 * k
         assert all(r.tag == 0x5EED for r in recs)
         assert [r.n for r in recs] == list(range(k, 0, -1)) * 20
-
-
-PRINTK = r"""
-SEC("tracepoint/syscalls/sys_enter_getppid")
-int say(void *ctx)
-{
-    char fmt[] = "pybpf says %d";
-    bpf_trace_printk(fmt, sizeof(fmt), (int)(bpf_get_current_pid_tgid() >> 32));
-    return 0;
-}
-"""
 
 
 def test_trace_pipe_parses_bpf_printk_lines():

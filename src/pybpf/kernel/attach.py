@@ -36,16 +36,23 @@ def _expect(prog: Any, hook: str, *types: ProgType) -> None:
         raise LinkError(f"cannot attach {prog.describe()} to {hook}: that hook needs a {names} program")
 
 
-def _perf_link(prog: Any, perf_fd: int, what: str, cookie: int = 0) -> PerfEventLink:
-    """Attach ``prog`` to an open perf event; closes ``perf_fd`` on failure."""
+def attach_perf_fd(prog: Any, perf_fd: int, what: str = "", cookie: int = 0, *, use_ioctl: bool = False) -> PerfEventLink:
+    """Attach ``prog`` to a perf event fd you opened; the link owns (and closes) ``perf_fd``.
+
+    Uses BPF_LINK_CREATE (5.15+, pinnable, cookies) and falls back to the
+    PERF_EVENT_IOC_SET_BPF ioctl on older kernels (or when ``use_ioctl``).
+    ``perf_fd`` is closed on failure too.
+    """
+    what = what or f"perf event fd {perf_fd}"
     try:
-        attr = LinkCreateAttr(prog_fd=prog.fd, target_fd=perf_fd, attach_type=AttachType.PERF_EVENT)
-        attr.target.perf_event_cookie = cookie
-        fd, err = bpf_errno(Cmd.LINK_CREATE, attr)
-        if not err:
-            return PerfEventLink(perf_fd, fd, program=prog, description=what)
-        if err not in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP, errno.EBADF):
-            raise kernel_error(err, f"cannot attach {prog.describe()} to {what}", (CAP_BPF, CAP_PERFMON))
+        if not use_ioctl:
+            attr = LinkCreateAttr(prog_fd=prog.fd, target_fd=perf_fd, attach_type=AttachType.PERF_EVENT)
+            attr.target.perf_event_cookie = cookie
+            fd, err = bpf_errno(Cmd.LINK_CREATE, attr)
+            if not err:
+                return PerfEventLink(perf_fd, fd, program=prog, description=what)
+            if err not in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP, errno.EBADF):
+                raise kernel_error(err, f"cannot attach {prog.describe()} to {what}", (CAP_BPF, CAP_PERFMON))
         if cookie:
             raise NotSupportedError("BPF cookies on perf event attachments", "5.15")
         # Kernels before 5.15: the perf ioctl; the perf fd alone keeps the program attached.
@@ -68,7 +75,7 @@ def attach_tracepoint(prog: Any, category: str, name: str | None = None, *, cook
             raise LinkError(f"tracepoint {category!r} must be 'category/name', e.g. 'syscalls/sys_enter_read'")
     what = f"tracepoint {category}/{name}"
     _expect(prog, what, ProgType.TRACEPOINT)
-    return _perf_link(prog, open_tracepoint(category, name), what, cookie)
+    return attach_perf_fd(prog, open_tracepoint(category, name), what, cookie)
 
 
 def attach_raw_tracepoint(prog: Any, name: str, *, cookie: int = 0) -> BPFLink:
@@ -116,7 +123,7 @@ def attach_uprobe(prog: Any, binary: str, symbol: str | int | None = None, *, of
     what = f"{kind} {path}:{symbol or hex(file_offset)}" + (f"+{offset:#x}" if symbol and offset else "")
     if pid not in (None, -1):
         what += f" (pid {pid})"
-    return _perf_link(prog, open_uprobe(path, file_offset, pid, retprobe), what, cookie)
+    return attach_perf_fd(prog, open_uprobe(path, file_offset, pid, retprobe), what, cookie)
 
 
 def attach_perf_event(prog: Any, *, frequency: int | None = None, period: int | None = None,
@@ -133,7 +140,7 @@ def attach_perf_event(prog: Any, *, frequency: int | None = None, period: int | 
     try:
         for cpu in (list(cpus) if cpus is not None else online_cpus()):
             pfd = open_sampling(cpu, frequency=frequency, period=period, pid=pid, type=ptype, config=config)
-            links.append(_perf_link(prog, pfd, f"perf event on CPU {cpu}"))
+            links.append(attach_perf_fd(prog, pfd, f"perf event on CPU {cpu}"))
     except BaseException:
         for link in links:
             link.close()
@@ -245,6 +252,6 @@ def attach_by_section(prog: Any, section: str, **options: Any) -> Link:
 
 
 __all__ = [
-    "attach_tracepoint", "attach_raw_tracepoint", "attach_tracing", "attach_uprobe", "attach_perf_event",
+    "attach_perf_fd", "attach_tracepoint", "attach_raw_tracepoint", "attach_tracing", "attach_uprobe", "attach_perf_event",
     "attach_xdp", "attach_socket_filter", "attach_by_section", "interface_index",
 ]

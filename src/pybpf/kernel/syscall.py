@@ -150,6 +150,10 @@ def c_path(path: str | os.PathLike) -> ctypes.Array:
 
 
 def obj_pin(fd: int, path: str | os.PathLike, what: str) -> None:
+    if os.fspath(path).startswith("/sys/fs/bpf/"):
+        from .fs import ensure_bpffs
+
+        ensure_bpffs()
     name = c_path(path)
     attr = ObjAttr(pathname=ctypes.addressof(name), bpf_fd=fd)
     ret, err = bpf_errno(Cmd.OBJ_PIN, attr)
