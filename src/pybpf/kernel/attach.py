@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from ..errors import LinkError, NotSupportedError
 from .fs import online_cpus
-from .link import BPFLink, Link, LinkGroup, PerfEventLink, SocketFilterLink, SO_ATTACH_BPF
+from .link import BPFLink, Link, LinkGroup, PerfEventLink, SocketFilterLink
 from .perf import (
     PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF, PerfType, SoftwareEvent, open_sampling, open_tracepoint, open_uprobe,
 )
@@ -196,18 +196,11 @@ def attach_socket_filter(prog: Any, sock: Any) -> SocketFilterLink:
     fd = sock if isinstance(sock, int) else sock.fileno()
     what = f"socket fd {fd}"
     try:
-        s = socket.socket(fileno=os.dup(fd))
+        return SocketFilterLink(fd, prog, description=f"socket filter on fd {fd}")
     except OSError as exc:
-        raise LinkError(f"cannot attach {prog.describe()} to {what}: not an open socket ({exc.strerror})") from None
-    try:
-        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog.fd)
-    except OSError as exc:
-        if exc.errno == errno.ENOTSOCK:
-            raise LinkError(f"cannot attach {prog.describe()}: fd {fd} is not a socket") from None
+        if exc.errno in (errno.ENOTSOCK, errno.EBADF):
+            raise LinkError(f"cannot attach {prog.describe()}: fd {fd} is not an open socket") from None
         raise kernel_error(exc.errno, f"cannot attach {prog.describe()} to {what}", (CAP_NET_ADMIN,)) from None
-    finally:
-        s.close()
-    return SocketFilterLink(fd, program=prog, description=f"socket filter on fd {fd}")
 
 
 # --- by section name (libbpf conventions) -----------------------------------

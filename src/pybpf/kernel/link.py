@@ -174,14 +174,20 @@ class PerfEventLink(BPFLink):
 class SocketFilterLink(Link):
     """A socket filter program set on a socket (SO_ATTACH_BPF); close() removes it.
 
-    Keeps its own duplicate of the socket fd so detaching works even if the
-    caller's socket object is gone.
+    Works on its own duplicate of the socket fd, so detaching works even if the
+    caller's socket object is gone.  Raises OSError (and keeps nothing open)
+    when ``sock_fd`` is not a socket or the kernel refuses the filter.
     """
 
     kind = "socket filter"
 
-    def __init__(self, sock_fd: int, *, program: Any = None, description: str = ""):
+    def __init__(self, sock_fd: int, program: Any, *, description: str = ""):
         self._sock = socket.socket(fileno=os.dup(sock_fd))
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, program.fd)
+        except BaseException:
+            self._sock.close()
+            raise
         self.program = program
         self.description = description
 

@@ -49,7 +49,10 @@ _BATCH_TYPES = frozenset({
     MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH, MapType.LRU_PERCPU_HASH, MapType.ARRAY,
     MapType.PERCPU_ARRAY, MapType.HASH_OF_MAPS,
 })
-_NO_BATCH_ERRNOS = (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP, errno.EFAULT)
+_NO_BATCH_ERRNOS = (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP)
+# Maps whose elements user space cannot read or walk (the kernel answers EINVAL).
+_NO_USER_LOOKUP = frozenset({MapType.RINGBUF, MapType.USER_RINGBUF, MapType.PERF_EVENT_ARRAY, MapType.STRUCT_OPS,
+                             MapType.ARENA})
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
 
 
@@ -300,7 +303,9 @@ class Map(FDObject):
 
     def freeze(self) -> None:
         """Make the map read-only for user space from now on (BPF_MAP_FREEZE)."""
-        self._check(Cmd.MAP_FREEZE, MapElemAttr(map_fd=self.fd), "freeze")
+        _, err = bpf_errno(Cmd.MAP_FREEZE, MapElemAttr(map_fd=self.fd))
+        if err:
+            raise self._error(err, "freeze")
 
     def describe(self) -> str:
         return f"{_type_name(self.type)} map {self.name!r}" if self.name else f"{_type_name(self.type)} map"
@@ -312,20 +317,15 @@ class Map(FDObject):
 
     # -- raw byte-level operations ------------------------------------------
 
-    def _check(self, cmd: Cmd, attr: ctypes.Structure, op: str) -> int:
-        ret, err = bpf_errno(cmd, attr)
-        if err:
-            raise self._error(err, op)
-        return ret
-
     def _error(self, err: int, op: str) -> BPFError:
         what = f"{op} on {self.describe()}"
-        if err == errno.E2BIG:
+        if err == errno.E2BIG and op in ("update", "batch update"):
             return MapError(f"{what} failed: the map is full (max_entries={self.max_entries})")
         if err == errno.EEXIST:
             return MapError(f"{what} failed: the key already exists (flags=NOEXIST)")
-        if err in (errno.EOPNOTSUPP, ENOTSUPP) or (err == errno.EINVAL and op in ("lookup", "iterate", "delete")
-                                                    and self.type in (MapType.RINGBUF, MapType.USER_RINGBUF, MapType.PERF_EVENT_ARRAY)):
+        if self.type in KEYLESS_TYPES and op in ("iterate", "delete"):
+            return MapError(f"{what}: {_type_name(self.type)} maps have no keys (use push/pop/peek or add/in)")
+        if err in (errno.EOPNOTSUPP, ENOTSUPP) or (err == errno.EINVAL and self.type in _NO_USER_LOOKUP):
             return MapError(f"{what}: this operation is not supported on {_type_name(self.type)} maps")
         return kernel_error(err, what, (CAP_BPF,))
 

@@ -13,7 +13,7 @@ import errno
 import os
 from enum import IntEnum
 
-from ..errors import LinkError
+from ..errors import LinkError, NotSupportedError
 from .fs import tracefs
 from .syscall import CAP_PERFMON, kernel_error, perf_event_open
 
@@ -144,8 +144,6 @@ def pmu_type(pmu: str) -> int:
     try:
         return int(_read(_pmu_file(pmu, "type")))
     except FileNotFoundError:
-        from ..errors import NotSupportedError
-
         raise NotSupportedError(f"{pmu}s through perf_event_open", "4.17",
                                 reason=f"{_pmu_file(pmu, 'type')} is missing (CONFIG_{pmu.upper()}_EVENTS?)") from None
 

@@ -67,6 +67,8 @@ def instruction_bytes(instructions: Any) -> bytes:
 class TestRunResult:
     """What BPF_PROG_TEST_RUN returned: the program's return value, output data/context, ns per run."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     retval: int
     data_out: bytes
     ctx_out: bytes
@@ -335,10 +337,12 @@ class Program(FDObject):
         if err in (ENOTSUPP, errno.EOPNOTSUPP):
             raise NotSupportedError(f"BPF_PROG_TEST_RUN of {_type_name(self.type)} programs",
                                     reason="this kernel cannot run such programs on demand")
+        if err == errno.EINVAL:
+            raise KernelError(err, f"test run of {self.describe()} failed: the kernel refused data of {len(data)} "
+                                   f"bytes / ctx of {len(ctx_in)} bytes (this program type may need ctx=, no data, "
+                                   "or a context whose read-only fields are zero)")
         if err:
-            raise kernel_error(err, f"test run of {self.describe()} failed"
-                               + (" (check data/ctx sizes: this program type may need ctx= or no data)" if err == errno.EINVAL else ""),
-                               (CAP_BPF,))
+            raise kernel_error(err, f"test run of {self.describe()} failed", (CAP_BPF,))
         return TestRunResult(
             attr.retval,
             dout.raw[:attr.data_size_out] if dout else b"",
