@@ -182,7 +182,12 @@ class SocketFilterLink(Link):
     kind = "socket filter"
 
     def __init__(self, sock_fd: int, program: Any, *, description: str = ""):
-        self._sock = socket.socket(fileno=os.dup(sock_fd))
+        dup = os.dup(sock_fd)
+        try:
+            self._sock = socket.socket(fileno=dup)
+        except BaseException:
+            os.close(dup)
+            raise
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, program.fd)
         except BaseException:
