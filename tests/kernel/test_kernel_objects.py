@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
+from conftest import ROOT
 from kernel_testlib import load_c, open_fds
 
 from pybpf.errors import BPFError, BTFLoadError
@@ -83,3 +87,46 @@ def test_collection_closes_everything_it_owns():
     for m in loaded.data_maps.values():
         m.close()
     assert open_fds() == fds and set(link_ids()) == links
+
+
+@pytest.mark.skipif(shutil.which("capsh") is None, reason="capsh (libcap2-bin) is not installed")
+@pytest.mark.parametrize("drop, action, missing", [
+    ("cap_bpf,cap_sys_admin,cap_perfmon", "Map.create(MapType.HASH, 4, 4, 1)", "missing CAP_BPF (or CAP_SYS_ADMIN)"),
+    ("cap_sys_admin,cap_perfmon", "Program.load(ProgType.TRACEPOINT, RET0)", "missing CAP_PERFMON (or CAP_SYS_ADMIN)"),
+])
+def test_permission_errors_name_the_missing_capability(drop, action, missing):
+    code = ("import sys\nfrom pybpf.errors import BPFPermissionError\nfrom pybpf.isa import Instruction as I\n"
+            "from pybpf.kernel import Map, MapType, Program, ProgType\n"
+            "RET0 = [I(0xB7, 0, 0, 0, 0), I(0x95)]\n"
+            f"try:\n    {action}\nexcept BPFPermissionError as exc:\n    print(exc)\n    sys.exit(3)\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run(["capsh", f"--drop={drop}", "--", "-c", f"{sys.executable} -c \"$0\"", code],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert missing in proc.stdout and "permission denied" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare (util-linux) is not installed")
+def test_missing_bpffs_and_tracefs_are_mounted():
+    # In a private mount namespace (nothing changes for other processes): unmount both, then use them.
+    code = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "for path in ('/sys/kernel/tracing', '/sys/fs/bpf'):\n"
+        "    while path in open('/proc/self/mounts').read().split():\n"
+        "        assert libc.umount2(path.encode(), 2) == 0, os.strerror(ctypes.get_errno())\n"
+        "from pybpf.kernel import Map, MapType, ensure_bpffs, tracefs\n"
+        "from pybpf.kernel.perf import tracepoint_id\n"
+        "assert tracepoint_id('syscalls', 'sys_enter_getppid') > 0\n"
+        "with Map.create(MapType.ARRAY, 4, 4, 1) as m:\n"
+        "    m.pin('/sys/fs/bpf/pybpf_mount_test')\n"
+        "mounts = [line.split()[1:3] for line in open('/proc/self/mounts')]\n"
+        "print(['/sys/kernel/tracing', 'tracefs'] in mounts, ['/sys/fs/bpf', 'bpf'] in mounts,\n"
+        "      os.path.exists('/sys/fs/bpf/pybpf_mount_test'))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", code],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "True"]
+    assert not os.path.exists("/sys/fs/bpf/pybpf_mount_test")  # that bpffs lived only in the namespace
