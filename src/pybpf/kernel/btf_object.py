@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import BTFLoadError
 from .fd import FDObject
-from .syscall import CAP_BPF, CAP_SYS_ADMIN, bpf_errno, fd_by_id, obj_info, permission_error
+from .syscall import CAP_BPF, bpf_errno, fd_by_id, obj_info, permission_error
 from .uapi import BTFInfoStruct, BTFLoadAttr, Cmd
 from .verifier import run_with_log, summary
 

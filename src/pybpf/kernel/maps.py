@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from ..errors import BPFError, KernelError, MapError, NotSupportedError
-from .codec import RawCodec, as_codec
+from .codec import as_codec
 from .fd import FDObject
 from .fs import possible_cpu_count
 from .syscall import CAP_BPF, bpf_errno, fd_by_id, fd_kind, kernel_error, obj_get, obj_info, obj_pin
