@@ -5,7 +5,7 @@ explicit parameters), own their file descriptors, and detach/unload when
 closed.  Start with :class:`Map`, :class:`Program`, :class:`Collection`.
 """
 
-from .attach import interface_index
+from .attach import attach_perf_fd, interface_index
 from .btf_object import KernelBTF, minimal_btf
 from .codec import Codec, IntCodec, RawCodec, StructCodec
 from .collection import Collection
@@ -28,7 +28,7 @@ __all__ = [
     "IntCodec", "KernelBTF", "Link", "LinkGroup", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",
     "MapOfMaps", "MapType", "PerfEventLink", "PerfType", "ProgArray", "ProgFlags", "ProgType", "Program",
     "ProgramInfo", "QueueMap", "RawCodec", "RingBuf", "RingBufReader", "SocketFilterLink", "SoftwareEvent",
-    "SourceLine", "StructCodec", "TestRunResult", "TraceLine", "TracePipe", "XDPFlags", "btf_ids",
+    "SourceLine", "StructCodec", "TestRunResult", "TraceLine", "TracePipe", "XDPFlags", "attach_perf_fd", "btf_ids",
     "ensure_bpffs", "interface_index", "kernel_version", "link_ids", "map_ids", "minimal_btf", "online_cpus",
     "possible_cpus", "prog_ids", "require_map_type", "require_prog_type", "supports_helper",
     "supports_map_type", "supports_prog_type", "trace_pipe", "tracefs",
