@@ -130,6 +130,14 @@ class VerifierError(KernelError):
         KernelError.__init__(self, err, msg)
 
 
+class BTFLoadError(KernelError):
+    """The kernel rejected BTF data (BPF_BTF_LOAD); carries the kernel's BTF verifier log."""
+
+    def __init__(self, err: int, message: str, log: str = ""):
+        self.log = log
+        KernelError.__init__(self, err, message)
+
+
 class MapError(BPFError):
     """A map operation with a key or value of the wrong shape or size."""
 
