@@ -189,7 +189,6 @@ import subprocess
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 SO_ATTACH_FILTER = 26
-SO_ATTACH_BPF = 50
 ETH_P_ALL = 0x0003
 
 
@@ -403,33 +402,6 @@ def programs(draw, max_len: int = 24, ancillary=(), negative: bool = False, secc
         fixed.append((code, jt, jf, k))
     fixed.append(draw(st.sampled_from([(I.RET | I.A, 0, 0, 0), (I.RET | I.K, 0, 0, draw(k_values()))])))
     return fixed
-
-
-# --- eBPF socket filters through a raw bpf() call ------------------------------
-
-BPF_PROG_LOAD = 5
-BPF_PROG_TYPE_SOCKET_FILTER = 1
-SYS_BPF = 321
-
-
-def load_socket_filter(program) -> int:
-    """BPF_PROG_LOAD an eBPF socket filter (a pybpf.isa.Program); returns the fd, raises with the verifier log."""
-    code = program.encode()
-    insns = ctypes.create_string_buffer(code, len(code))
-    license = ctypes.create_string_buffer(b"GPL")
-    log = ctypes.create_string_buffer(1 << 20)
-    attr = struct.pack("IIQQIIQI", BPF_PROG_TYPE_SOCKET_FILTER, len(code) // 8, ctypes.addressof(insns),
-                       ctypes.addressof(license), 1, len(log), ctypes.addressof(log), 0)
-    attr_buf = ctypes.create_string_buffer(attr, 128)
-    fd = _libc.syscall(SYS_BPF, BPF_PROG_LOAD, attr_buf, 128)
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"BPF_PROG_LOAD: {os.strerror(err)}\n{log.value.decode(errors='replace')[-3000:]}")
-    return fd
-
-
-def attach_ebpf(sock: socket.socket, prog_fd: int) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd)
 
 
 class PairLab:

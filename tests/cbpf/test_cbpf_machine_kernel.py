@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cbpf_machine_support as S
+from pybpf import kernel
 from pybpf.cbpf import insn as I
 from pybpf.cbpf.machine import Machine, PacketMeta, ethernet_meta
 from pybpf.cbpf.to_ebpf import to_ebpf
@@ -56,17 +57,16 @@ def _predict(machine: Machine, lab, frames) -> list[int]:
     return out
 
 
+def _load(program) -> kernel.Program:
+    return kernel.Program.load(kernel.ProgType.SOCKET_FILTER, to_ebpf(program), name="cbpf_converted")
+
+
 def _run_in_kernel(lab, program, frames, with_ebpf: bool):
     S.attach_cbpf(lab.cbpf_socket, program)
-    sockets = [lab.cbpf_socket]
-    if with_ebpf:
-        fd = S.load_socket_filter(to_ebpf(program))
-        try:
-            S.attach_ebpf(lab.ebpf_socket, fd)
-        finally:
-            os.close(fd)
-        sockets.append(lab.ebpf_socket)
-    return lab.bench.verdicts(sockets, frames)
+    if not with_ebpf:
+        return lab.bench.verdicts([lab.cbpf_socket], frames)
+    with _load(program) as prog, prog.attach_socket_filter(lab.ebpf_socket):
+        return lab.bench.verdicts([lab.cbpf_socket, lab.ebpf_socket], frames)
 
 
 @pytest.mark.parametrize("expr", ["tcp port 80", "ip or arp", "len > 100", "ip[2:2] - 20 > 30", "ip[9] % 4 == 2",
@@ -183,29 +183,22 @@ def test_udp_socket_filters_see_network_header_before_the_data():
                (I.LD | I.B | I.ABS, 0, 0, 8), (I.JMP | I.JEQ | I.K, 0, 1, ord("A")),
                (I.RET | I.K, 0, 0, 8 + 3), (I.RET | I.K, 0, 0, 0)]
     payloads = [b"Apple", b"banana", b"A", b"", b"AAAAAA", b"xA"]
-    fd = S.load_socket_filter(to_ebpf(program))
-    receivers = []
-    try:
-        for attach in (lambda s: S.attach_cbpf(s, program), lambda s: S.attach_ebpf(s, fd)):
-            r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    machine = Machine(program)
+    ip_header = S.ipv4("127.0.0.1", "127.0.0.1", 17, b"")[:20]
+    expected = []
+    for payload in payloads:
+        udp = struct.pack("!HHHH", 1, 2, 8 + len(payload), 0) + payload
+        keep = machine.run(udp, None, PacketMeta(head=ip_header, net_offset=-20))
+        if keep:
+            expected.append(payload[: max(keep, 8) - 8])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as classic, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as converted, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx, \
+            _load(program) as prog, prog.attach_socket_filter(converted):
+        S.attach_cbpf(classic, program)
+        for r in (classic, converted):
             r.bind(("127.0.0.1", 0))
-            attach(r)
-            receivers.append(r)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
             for payload in payloads:
-                for r in receivers:
-                    tx.sendto(payload, r.getsockname())
-        machine = Machine(program)
-        expected = []
-        for payload in payloads:
-            udp = struct.pack("!HHHH", 1, 2, 8 + len(payload), 0) + payload
-            ip_header = S.ipv4("127.0.0.1", "127.0.0.1", 17, b"")[:20]
-            keep = machine.run(udp, None, PacketMeta(head=ip_header, net_offset=-20))
-            if keep:
-                expected.append(payload[: max(keep, 8) - 8])
-        for r in receivers:
-            assert S.drain(r) == expected
-    finally:
-        os.close(fd)
-        for r in receivers:
-            r.close()
+                tx.sendto(payload, r.getsockname())
+        assert S.drain(classic) == expected == S.drain(converted)
+        assert expected == [b"App", b"A", b"AAA"]
