@@ -61,6 +61,9 @@ class _SockFilter(ctypes.Structure):
 
 def interface_linktype(interface: str) -> int:
     """The pcap link type of a capture on ``interface`` (what a filter must be compiled for)."""
+    if interface == "any":
+        raise NotSupportedError("capturing on the 'any' pseudo-interface",
+                                reason="pybpf captures on one interface at a time; name it with -i")
     # SIOCGIFHWADDR answers for the caller's network namespace (/sys/class/net may show another one).
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:

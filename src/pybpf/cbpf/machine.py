@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import random as _random
-import struct
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -162,6 +161,7 @@ def _after_l4(frame: bytes, off: int, proto: int) -> int:
         return off + max(20, (frame[off + 12] & 0xF0) >> 2)
     return off + _L4_HEADER.get(proto, 0)
 
+
 # Ancillary load -> expression over meta (m), A, X and the packet p.
 _ANCILLARY_EXPR = {
     "protocol": "m.protocol & 0xFFFF",
@@ -288,7 +288,6 @@ _RUNTIME = {
     "_nlattr_nest": _nlattr_nest,
     "_getrandbits": _random.getrandbits,
     "_DEFAULT_META": _DEFAULT_META,
-    "_u32le": struct.Struct("<I").unpack_from,
 }
 
 
@@ -361,7 +360,7 @@ class _Translator:
                     return [f"A = {_ANCILLARY_EXPR[_ANCILLARY_BY_K[k]]}"]
                 if k >= 0x80000000 and self.flavor == "linux":
                     return [f"A = _neg_load(p, meta, {k - (1 << 32)}, {size})"]
-                return [f"A = {_load_expr(str(k), size, k)}"]
+                return [f"A = {_load_expr(k, size)}"]
             # IND
             if self.flavor == "pcap":
                 return [f"o = X + {k}", f"A = {_load_expr('o', size)}"]
@@ -517,10 +516,12 @@ class _Translator:
                 pc += 1
 
 
-def _load_expr(off: str, size: int, const: int | None = None) -> str:
-    """Big-endian load of ``size`` bytes at ``off`` (an expression or a constant)."""
+def _load_expr(off: str | int, size: int) -> str:
+    """Big-endian load of ``size`` bytes at ``off``: a constant offset or the name of a variable."""
     def at(i: int) -> str:
-        return f"p[{const + i}]" if const is not None else (f"p[{off} + {i}]" if i else f"p[{off}]")
+        if isinstance(off, int):
+            return f"p[{off + i}]"
+        return f"p[{off} + {i}]" if i else f"p[{off}]"
     if size == 1:
         return at(0)
     if size == 2:

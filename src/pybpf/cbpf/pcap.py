@@ -405,6 +405,8 @@ class PcapWriter(_Writer):
         if len(data) > self.snaplen:
             data = data[:self.snaplen]
         sec, frac = divmod(ts_ns, 1_000_000_000)
+        if not 0 <= sec <= 0xFFFFFFFF:
+            raise FormatError(f"timestamp {ts_ns} ns does not fit a pcap record (seconds 0..2**32-1)")
         if not self.nanosecond:
             frac //= 1000
         caplen = len(data)
@@ -433,7 +435,7 @@ class PcapngWriter(_Writer):
 
     def write(self, item: Packet | bytes, ts_ns: int | None = None, wirelen: int | None = None,
               interface: int | None = None) -> None:
-        """Append a packet on ``interface`` (default: the packet's own, or the first of its link type)."""
+        """Append a packet on ``interface`` (default: the first of the packet's link type, added if missing)."""
         if interface is None:
             linktype = item.linktype if isinstance(item, Packet) else LINKTYPE_ETHERNET
             matching = [i for i, (lt, _) in enumerate(self.interfaces) if lt == linktype]

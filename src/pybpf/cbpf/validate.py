@@ -52,7 +52,16 @@ def as_program(program: Iterable) -> list[CInsn]:
     """Accept CInsns, (code, jt, jf, k) tuples or struct sock_filter bytes; return CInsns."""
     if isinstance(program, (bytes, bytearray, memoryview)):
         return I.decode_program(bytes(program))
-    return [p if isinstance(p, CInsn) else CInsn(*p) for p in program]
+    out = []
+    for pc, p in enumerate(program):
+        try:
+            ins = p if isinstance(p, CInsn) else CInsn(*p)
+        except TypeError:
+            raise FilterValidationError(f"{p!r} is not an instruction (code, jt, jf, k)", pc) from None
+        if not all(isinstance(v, int) for v in ins):
+            raise FilterValidationError(f"{tuple(ins)!r}: code, jt, jf and k must be integers", pc)
+        out.append(ins)
+    return out
 
 
 def opcode_name(code: int) -> str:
@@ -103,9 +112,8 @@ def _check_one(ins: CInsn, pc: int, n: int) -> None:
             f"the last instruction is {n - 1}", pc)
     elif I.cls(code) == I.LD and I.mode(code) == I.ABS and k >= (I.SKF_AD_OFF & 0xFFFFFFFF) \
             and k not in ANCILLARY_OFFSETS:
-        raise FilterValidationError(
-            f"{opcode_name(code)} [{k - (1 << 32)}] is an unknown Linux ancillary load (SKF_AD_OFF + {k - (1 << 32) - I.SKF_AD_OFF})",
-            pc)
+        raise FilterValidationError(f"{opcode_name(code)} [SKF_AD_OFF + {k - (1 << 32) - I.SKF_AD_OFF}] is not a "
+                                    "Linux ancillary load the kernel knows", pc)
 
 
 def _check_scratch_written(insns: Sequence[CInsn]) -> None:

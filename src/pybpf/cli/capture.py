@@ -8,6 +8,7 @@ import sys
 
 from ..cbpf import insn as I
 from ..cbpf.capture import Capture, format_line, interface_linktype
+from ..cbpf.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapngWriter, PcapWriter
 from ..errors import BPFError, NotSupportedError
 
 EPILOG = """\
@@ -48,31 +49,32 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+_LINKTYPE_NAMES = {LINKTYPE_ETHERNET: "EN10MB (Ethernet)", LINKTYPE_RAW: "RAW (Raw IP)"}
+
+
 def run(args) -> int:
     linktype = interface_linktype(args.interface)
     program = _program(args, linktype)
-    writer = None
-    if args.write:
-        from ..cbpf.pcap import PcapngWriter, PcapWriter
-        if args.write.endswith(".pcapng"):
-            writer = PcapngWriter(args.write)
-            writer.add_interface(linktype, args.snaplen, name=args.interface)
-        else:
-            writer = PcapWriter(args.write, linktype, args.snaplen, nanosecond=args.nano)
     captured = 0
     with Capture(args.interface, program, args.snaplen, promiscuous=not args.no_promiscuous_mode,
                  buffer_size=args.buffer_size * 1024 if args.buffer_size else None) as cap:
-        print(f"listening on {args.interface}, link-type {linktype}, snapshot length {args.snaplen} bytes",
-              file=sys.stderr, flush=True)
+        writer = None
+        if args.write and args.write.endswith(".pcapng"):
+            writer = PcapngWriter(args.write)
+            writer.add_interface(linktype, args.snaplen, name=args.interface)
+        elif args.write:
+            writer = PcapWriter(args.write, linktype, args.snaplen, nanosecond=args.nano)
+        print(f"listening on {args.interface}, link-type {_LINKTYPE_NAMES.get(linktype, linktype)}, "
+              f"snapshot length {args.snaplen} bytes", file=sys.stderr, flush=True)
         try:
             for packet in cap.packets(args.count, args.duration):
                 captured += 1
-                if writer is not None:
-                    writer.write(packet)
-                    if args.packet_buffered:
-                        writer.flush()
-                else:
+                if writer is None:
                     print(format_line(packet), flush=True)
+                    continue
+                writer.write(packet)
+                if args.packet_buffered:
+                    writer.flush()
         except KeyboardInterrupt:
             pass
         finally:

@@ -13,7 +13,8 @@ from ..errors import BPFError
 EPILOG = """\
 examples:
   pybpf seccomp --deny openat --errno EPERM -- cat /etc/hostname   cat fails: Operation not permitted
-  pybpf seccomp --deny socket,connect --kill -- curl example.org  the process is killed (SIGSYS)
+  pybpf seccomp --deny socket --kill -- python3 -c 'import socket; socket.socket()'
+                                                                   killed by SIGSYS at socket()
   pybpf seccomp --deny ptrace --log -- gdb -p 1                     allowed, but logged by the kernel
   pybpf seccomp --allow read,write,exit_group,brk,mmap --default errno=EACCES --dump
                                                                    print the filter, run nothing
@@ -25,6 +26,11 @@ is always allowed then, or the command could not start. The filter checks the
 architecture (x86-64; x32 calls are killed), is installed with
 PR_SET_NO_NEW_PRIVS (no privilege needed) and the command is exec'd in place,
 so its exit status is the command's.
+
+The filter applies from the exec on: a dynamically linked program opens its
+shared libraries with openat before main, so --deny openat stops it right
+there (with EPERM). To deny only the opens a program makes once running,
+install the policy from inside it (pybpf.cbpf.seccomp.SeccompPolicy.install).
 """
 
 
