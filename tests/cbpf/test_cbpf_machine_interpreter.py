@@ -7,6 +7,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+import cbpf_machine_strategies as G
 import cbpf_machine_support as S
 from pybpf.cbpf import insn as I
 from pybpf.cbpf import machine
@@ -43,7 +44,7 @@ def test_filters_accept_something_and_reject_something():
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(S.programs(negative=True))
+@given(G.programs(negative=True))
 def test_random_programs_agree_with_libpcap(program):
     reference = S.LibpcapFilter(program)
     pcap = Machine(program, "pcap")
@@ -53,7 +54,7 @@ def test_random_programs_agree_with_libpcap(program):
 
 
 @settings(max_examples=200, deadline=None)
-@given(S.programs(negative=True))
+@given(G.programs(negative=True))
 def test_label_translation_agrees_with_tree_translation(program):
     tree = Machine(program)
     saved = machine._TREE_MIN_LINES, machine._TREE_LINES_PER_INSN

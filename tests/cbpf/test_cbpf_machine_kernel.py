@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import cbpf_machine_strategies as G
 import cbpf_machine_support as S
 from pybpf import kernel
 from pybpf.cbpf import insn as I
@@ -81,7 +82,7 @@ def test_libpcap_filters_same_in_kernel_ebpf_and_interpreter(lab, expr):
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(program=S.programs(max_len=20, ancillary=PREDICTABLE, negative=True), frame_start=st.integers(0, 20))
+@given(program=G.programs(max_len=20, ancillary=PREDICTABLE, negative=True), frame_start=st.integers(0, 20))
 def test_random_programs_same_in_kernel_ebpf_and_interpreter(lab, program, frame_start):
     frames = FRAMES[frame_start::12]
     try:
@@ -98,11 +99,11 @@ def test_random_programs_same_in_kernel_ebpf_and_interpreter(lab, program, frame
 
 def test_cpu_and_random_loads(lab):
     frames = FRAMES[:40]
-    cpu = [(I.LD | I.W | I.ABS, 0, 0, S.ancillary_k(["cpu"])[0]), (I.JMP | I.JGE | I.K, 0, 1, os.cpu_count()),
+    cpu = [(I.LD | I.W | I.ABS, 0, 0, G.ancillary_k(["cpu"])[0]), (I.JMP | I.JGE | I.K, 0, 1, os.cpu_count()),
            (I.RET | I.K, 0, 0, 0), (I.RET | I.K, 0, 0, 0xFFFF)]
     for got in _run_in_kernel(lab, cpu, frames, with_ebpf=True):
         assert got == [len(ethernet_meta(f)[0]) for f in frames]  # always a valid cpu number
-    coin = [(I.LD | I.W | I.ABS, 0, 0, S.ancillary_k(["random"])[0]), (I.JMP | I.JSET | I.K, 0, 1, 1),
+    coin = [(I.LD | I.W | I.ABS, 0, 0, G.ancillary_k(["random"])[0]), (I.JMP | I.JSET | I.K, 0, 1, 1),
             (I.RET | I.K, 0, 0, 0), (I.RET | I.K, 0, 0, 0xFFFF)]
     many = FRAMES[:20] * 8
     for got in _run_in_kernel(lab, coin, many, with_ebpf=True):
@@ -126,7 +127,7 @@ def _kernel_accepts(sock: socket.socket, program) -> bool:
 @st.composite
 def _maybe_broken_programs(draw):
     """Valid programs, and valid programs with one thing changed the way the kernel checks."""
-    program = list(draw(S.programs(max_len=16, ancillary=list(I.SKF_AD), negative=True)))
+    program = list(draw(G.programs(max_len=16, ancillary=list(I.SKF_AD), negative=True)))
     how = draw(st.sampled_from(["none", "code", "code", "k", "jt", "jf", "drop_ret", "append", "scratch", "anc"]))
     pc = draw(st.integers(0, len(program) - 1))
     code, jt, jf, k = program[pc]
@@ -134,8 +135,10 @@ def _maybe_broken_programs(draw):
         program[pc] = (draw(st.one_of(st.integers(0, 0xFF), st.integers(0, 0xFFFF))), jt, jf, k)
     elif how == "k":
         program[pc] = (code, jt, jf, draw(st.one_of(st.integers(0, 40), st.sampled_from([0xFFFFFFFF, 0xFFFFF000]))))
-    elif how in ("jt", "jf"):
-        program[pc] = (code, draw(st.integers(0, 255)), jf, k) if how == "jt" else (code, jt, draw(st.integers(0, 255)), k)
+    elif how == "jt":
+        program[pc] = (code, draw(st.integers(0, 255)), jf, k)
+    elif how == "jf":
+        program[pc] = (code, jt, draw(st.integers(0, 255)), k)
     elif how == "drop_ret" and len(program) > 1:
         program.pop()
     elif how == "append":
@@ -143,7 +146,8 @@ def _maybe_broken_programs(draw):
     elif how == "scratch":
         program.insert(pc, (draw(st.sampled_from([I.LD | I.MEM, I.LDX | I.MEM])), 0, 0, draw(st.integers(0, 17))))
     elif how == "anc":
-        program[pc] = (I.LD | draw(st.sampled_from([I.W, I.H, I.B])) | I.ABS, 0, 0, draw(st.integers(0xFFFFF000, 0xFFFFFFFF)))
+        size = draw(st.sampled_from([I.W, I.H, I.B]))
+        program[pc] = (I.LD | size | I.ABS, 0, 0, draw(st.integers(0xFFFFF000, 0xFFFFFFFF)))
     return program
 
 

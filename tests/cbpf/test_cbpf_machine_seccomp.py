@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cbpf_machine_support as S
+import cbpf_machine_strategies as G
 from conftest import CACHE, ROOT, run_cli
 from pybpf.cbpf import insn as I
 from pybpf.cbpf.machine import Machine
@@ -306,7 +306,7 @@ def _seccomp_accepts(program) -> bool:
 
 @st.composite
 def _maybe_seccomp_programs(draw):
-    program = list(draw(S.programs(max_len=12, seccomp=True)))
+    program = list(draw(G.programs(max_len=12, seccomp=True)))
     pc = draw(st.integers(0, len(program) - 1))
     how = draw(st.sampled_from(["none", "code", "k", "load"]))
     code, jt, jf, k = program[pc]

@@ -297,7 +297,8 @@ def _ipv4(p: bytes) -> str:
     frag = int.from_bytes(p[6:8], "big")
     proto = p[9]
     if frag & 0x1FFF:
-        return f"IP {src} > {dst}: {_IP_PROTOCOLS.get(proto, f'proto {proto}')} fragment at offset {(frag & 0x1FFF) * 8}, length {total - ihl}"
+        name = _IP_PROTOCOLS.get(proto, f"proto {proto}")
+        return f"IP {src} > {dst}: {name} fragment at offset {(frag & 0x1FFF) * 8}, length {total - ihl}"
     return _l4("IP", src, dst, proto, p[ihl:total] if total >= ihl else p[ihl:], _ICMP_TYPES, 1)
 
 
