@@ -12,7 +12,6 @@ libpcap does, so saved files show the 802.1Q header.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import mmap
@@ -55,10 +54,6 @@ _SOCKADDR_LL_PKTTYPE = 48 + 10  # sockaddr_ll follows the aligned header; sll_pk
 _DROP_ALL = [I.CInsn(I.RET | I.K, 0, 0, 0)]
 
 
-class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
-
-
 def interface_linktype(interface: str) -> int:
     """The pcap link type of a capture on ``interface`` (what a filter must be compiled for)."""
     if interface == "any":
@@ -80,8 +75,7 @@ def interface_linktype(interface: str) -> int:
 def attach_filter(sock: socket.socket, program: Iterable) -> None:
     """Attach a classic BPF program to any socket (SO_ATTACH_FILTER); replaces the previous filter atomically."""
     insns = validate(program)
-    array = (_SockFilter * len(insns))(*[_SockFilter(*i) for i in insns])
-    fprog = struct.pack("HL", len(insns), ctypes.addressof(array))  # struct sock_fprog
+    fprog, _array = I.sock_fprog(insns)
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
     except OSError as exc:

@@ -44,7 +44,9 @@ class PacketMeta:
     """What the kernel knows about a packet besides its bytes.
 
     Linux ancillary loads (``ld [SKF_AD_OFF + n]``) read these fields; a filter
-    without such loads never needs one.  Defaults are what an skb without the
+    without such loads never needs one.  Three ancillary loads need no
+    metadata: alu_xor_x (A ^= X) and nlattr/nlattr_nest (they search netlink
+    attributes in the packet itself).  Defaults are what an skb without the
     information holds (0).  ``random=None`` draws a fresh 32-bit number per
     load like the kernel's ``prandom``.  Negative-offset loads need the layout:
     ``head`` holds bytes in front of the data (for a UDP socket: the link and IP

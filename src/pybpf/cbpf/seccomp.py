@@ -374,26 +374,17 @@ class _Assembler:
 # --- applying a filter -------------------------------------------------------
 
 
-class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
-
-
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def install_filter(program: Iterable, flags: int = 0) -> None:
     """PR_SET_NO_NEW_PRIVS, then seccomp(SECCOMP_SET_MODE_FILTER): the filter applies from the next syscall."""
     insns = validate(program, seccomp=True)
-    array = (_SockFilter * len(insns))(*[_SockFilter(*i) for i in insns])
-    fprog = _SockFprog(len(insns), array)
+    fprog, _array = I.sock_fprog(insns)
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise KernelError(err, "prctl(PR_SET_NO_NEW_PRIVS) failed")
-    if _libc.syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(fprog)) != 0:
+    if _libc.syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, fprog) != 0:
         err = ctypes.get_errno()
         raise KernelError(err, f"seccomp(SECCOMP_SET_MODE_FILTER) refused the {len(insns)}-instruction filter")
 
