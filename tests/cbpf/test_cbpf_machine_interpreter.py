@@ -88,6 +88,21 @@ def test_long_or_chain_and_maximal_program():
         assert m.run(frame) == reference(frame)
 
 
+def test_chains_of_equality_tests_become_set_lookups():
+    # jeq #1..#5 all to the same non-returning target, with a ja inside the chain.
+    program = [(I.LD | I.B | I.ABS, 0, 0, 0),
+               (I.JMP | I.JEQ | I.K, 7, 0, 1), (I.JMP | I.JEQ | I.K, 6, 0, 2), (I.JMP | I.JA, 0, 0, 0),
+               (I.JMP | I.JEQ | I.K, 4, 0, 3), (I.JMP | I.JEQ | I.K, 3, 0, 4), (I.JMP | I.JEQ | I.K, 2, 0, 5),
+               (I.RET | I.K, 0, 0, 0), (I.RET | I.K, 0, 0, 0),
+               (I.LD | I.B | I.ABS, 0, 0, 1), (I.ALU | I.ADD | I.K, 0, 0, 100), (I.RET | I.A, 0, 0, 0)]
+    m = Machine(program)
+    assert " in _set" in m.source
+    reference = S.LibpcapFilter(program)
+    packets = [bytes([a, b]) for a in range(8) for b in (0, 7)]
+    assert [m.run(p) for p in packets] == [reference(p) for p in packets]
+    assert sum(1 for p in packets if m.run(p)) == 10
+
+
 def test_linux_semantics_where_libpcap_differs():
     data = bytes(range(64))
     shift = [(I.LD | I.IMM, 0, 0, 3), (I.LDX | I.IMM, 0, 0, 33), (I.ALU | I.LSH | I.X, 0, 0, 0), (I.RET | I.A, 0, 0, 0)]

@@ -187,6 +187,7 @@ _ANCILLARY_BY_K = {(I.SKF_AD_OFF + off) & _M32: name for name, off in I.SKF_AD.i
 _SIZE_BYTES = {I.W: 4, I.H: 2, I.B: 1}
 _TREE_DEPTH_LIMIT = 60  # Python refuses more than 100 indentation levels
 _TREE_MIN_LINES, _TREE_LINES_PER_INSN = 400, 12  # beyond this, duplicated tails cost more than labels
+_SET_TEST_MIN = 4  # from this many chained equality tests on, a set lookup is faster
 
 
 class Machine:
@@ -205,8 +206,9 @@ class Machine:
             raise BPFError(f"unknown classic BPF flavor {flavor!r}: choose one of {', '.join(FLAVORS)}")
         self.program: list[CInsn] = validate(program, seccomp=flavor == "seccomp")
         self.flavor = flavor
-        self.source: str = _Translator(self.program, flavor).source()
-        namespace = dict(_RUNTIME)
+        translator = _Translator(self.program, flavor)
+        self.source: str = translator.source()
+        namespace = dict(_RUNTIME, **translator.constants)
         name = hashlib.sha1(repr((flavor, self.program)).encode()).hexdigest()[:12]
         exec(compile(self.source, f"<cbpf {name}>", "exec"), namespace)
         self.run: Callable[..., int] = namespace["run"]
@@ -314,6 +316,7 @@ class _Translator:
         self.uses_meta = flavor == "linux" and any(
             I.cls(ins.code) == I.LD and I.mode(ins.code) == I.ABS and ins.k in _ANCILLARY_BY_K for ins in program)
         self.lines: list[str] = []
+        self.constants: dict[str, frozenset] = {}  # names the generated code uses for value sets
         self.budget = max(_TREE_MIN_LINES, _TREE_LINES_PER_INSN * len(program))
 
     def source(self) -> str:
@@ -452,6 +455,12 @@ class _Translator:
             if code in CONDITIONAL_JUMPS:
                 t, f = self._follow(pc + 1 + ins.jt), self._follow(pc + 1 + ins.jf)
                 cond = self._cond(ins)
+                run = self._equality_run(pc, t)
+                if len(run) >= _SET_TEST_MIN:  # jeq #a, jeq #b, ... all to one target: one set lookup
+                    name = f"_set{len(self.constants)}"
+                    self.constants[name] = frozenset(prog[q].k for q in run)
+                    cond = f"A in {name}"
+                    f = self._follow(run[-1] + 1 + prog[run[-1]].jf)
                 if t == f:
                     pc = t
                     continue
@@ -476,6 +485,19 @@ class _Translator:
             for stmt in self._statements(ins):
                 self._put(depth, stmt)
             pc += 1
+
+    def _equality_run(self, pc: int, target: int) -> list[int]:
+        """The chain of ``jeq #k`` starting at pc that all jump to ``target`` and fall through to each other."""
+        run = []
+        while True:
+            ins = self.prog[pc]
+            if ins.code != I.JMP | I.JEQ | I.K or self._follow(pc + 1 + ins.jt) != target:
+                return run
+            run.append(pc)
+            nxt = self._follow(pc + 1 + ins.jf)
+            if nxt == target:
+                return run
+            pc = nxt
 
     def _emit_labels(self) -> None:
         """Fallback for large DAGs: blocks in program order, entered when L names them."""
