@@ -284,7 +284,7 @@ def _emit_condition(asm: "_Assembler", cond: ArgCondition, passed: str, fail: st
     op = cond.op
     if op == "&==":
         mhi, mlo = cond.mask >> 32, cond.mask & _M32
-        if mhi:  # a mask without high bits (flags of an int argument) needs no high-word test
+        if mhi or vhi:  # no high mask and no high value (flags of an int argument): no high-word test
             asm.load(hi_off)
             asm.alu_and(mhi)
             asm.jump(I.JEQ, vhi, check_lo, fail)
