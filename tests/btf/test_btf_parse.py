@@ -305,3 +305,21 @@ def test_split_btf_on_vmlinux(tmp_path):
     assert again.string_start == vmlinux.string_start + len(vmlinux.strings_bytes())
     with pytest.raises(BTFError, match="cannot replace type 1"):
         again.replace(1, task)
+
+
+@needs_vmlinux
+def test_module_btf():
+    from pybpf.btf import kernel_modules_with_btf, module_btf
+    from pybpf.errors import NotSupportedError
+
+    assert module_btf("vmlinux") is kernel_btf()
+    with pytest.raises(NotSupportedError, match="BTF of kernel module 'no_such_module_xyz' is not supported: "
+                                                "/sys/kernel/btf/no_such_module_xyz does not exist"):
+        module_btf("no_such_module_xyz")
+    with pytest.raises(ValueError, match="not a kernel module name"):
+        module_btf("../etc")
+    for name in kernel_modules_with_btf()[:3]:  # whatever modules this kernel has loaded
+        mod = module_btf(name)
+        assert mod.base is kernel_btf() and mod.start_id == len(kernel_btf())
+        assert module_btf(name) is mod
+        mod.validate()

@@ -1,9 +1,11 @@
 """BTF as a compilable C header, the way ``bpftool btf dump file X format c`` writes vmlinux.h.
 
-The output is meant to be identical to bpftool's (libbpf's btf_dump): same
-declarations in the same order, same forward declarations, padding members,
-``___N`` suffixes for duplicate names and attributes.  So the algorithm is the
-same in outline:
+The output is meant to be identical to the bpftool on this machine (7.1, whose
+btf_dump is Linux 6.1.y's: libbpf 1.1's padding and packed-struct rules, no
+``mode(byte)``/``mode(word)`` enum attributes, ``(void)`` for prototypes without
+parameters): same declarations in the same order, same forward declarations,
+padding members, ``___N`` suffixes for duplicate names and attributes.  So the
+algorithm is the same in outline:
 
 1. For every type id in order, a depth-first walk puts the named definitions
    it needs into an emit queue.  A dependency is *strong* when the compiler
@@ -14,9 +16,11 @@ same in outline:
    at that moment get forward declarations.
 
 It works on the raw records (kind, name offset and type words per id) for
-speed, and caches the declaration text of each member type as a prefix and
-suffix around the member name, since vmlinux repeats the same few thousand
-member types over 100k times.
+speed, and caches the declaration text of each member type as the text before
+and after the member name, since vmlinux repeats the same few thousand member
+types over 100k times.  Broken input (dangling ids, loops) ends in a BTFError,
+never a hang: the ordering walk detects cycles, padding is bounded and a
+runaway recursion is explained by ``BTF.validate``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ _NOT_ORDERED, _ORDERING, _ORDERED = 0, 1, 2
 _NOT_EMITTED, _EMITTING, _EMITTED = 0, 1, 2
 
 _MODS = frozenset({_VOLATILE, _CONST, _RESTRICT, _TYPE_TAG})
-_CHAIN_STOP = frozenset({_INT, _ENUM, _ENUM64, _FWD, _STRUCT, _UNION, _TYPEDEF, _FLOAT})
 _CHAIN_NEXT = frozenset({_PTR, _VOLATILE, _CONST, _RESTRICT, _FUNC_PROTO, _TYPE_TAG})
 _SINGLE_REF = frozenset({_VOLATILE, _CONST, _RESTRICT, _PTR, _TYPEDEF, _FUNC, _VAR, _DECL_TAG, _TYPE_TAG})
 _MULTI_REF = frozenset({_ARRAY, _STRUCT, _UNION, _FUNC_PROTO, _DATASEC})
@@ -102,10 +105,6 @@ class CDumper:
         self._anon_decl: dict[int, str | None] = {}  # declarations without a name (parameters)
 
     # --- helpers ---------------------------------------------------------------
-
-    def name(self, tid: int) -> str:
-        off = self.w[self.offs[tid]]
-        return self.strings[off] if off else ""
 
     def _resolve_name(self, tid: int, counts: dict[str, int]) -> str:
         cached = self.names.get(tid)
@@ -473,30 +472,40 @@ class CDumper:
         decl_cache = self._decl
         sizes = self._size
         off = 0
-        prev_bitfield = False
-        for i, (name_off, mtype, m_off) in enumerate(zip(record[0::3], types, bit_offs)):
-            m_sz = bit_sizes[i] if bit_sizes else 0
-            if off < m_off:
-                self._bit_padding(parts, off, m_off, 1 if packed else aligns[i], prev_bitfield and m_sz != 0, inner)
-            if name_off:
-                template = decl_cache.get(mtype)
+        append = parts.append
+        if bit_sizes is None:
+            # no bitfields: the common case, kept lean
+            for i, (name_off, mtype, m_off) in enumerate(zip(record[0::3], types, bit_offs)):
+                if off < m_off:
+                    self._bit_padding(parts, off, m_off, 1 if packed else aligns[i], False, inner)
+                template = decl_cache.get(mtype) if name_off else None
                 if template is not None:
-                    decl = template[0] + strings[name_off] + template[1]
+                    append(f"{inner}{template[0]}{strings[name_off]}{template[1]};")
                 else:
-                    decl = self.cached_decl(mtype, strings[name_off], lvl + 1)
-            else:
-                decl = self.decl(mtype, "", lvl + 1)
-            if m_sz:
-                parts.append(f"{inner}{decl}: {m_sz};")
-                off = m_off + m_sz
-                prev_bitfield = True
-            else:
+                    append(f"{inner}{self.cached_decl(mtype, strings[name_off] if name_off else '', lvl + 1)};")
                 msize = sizes.get(mtype)
                 if msize is None:
                     msize = self.resolve_size(mtype)
                 off = m_off + msize * 8 if msize > 0 else m_off
-                prev_bitfield = False
-                parts.append(f"{inner}{decl};")
+        else:
+            prev_bitfield = False
+            for i, (name_off, mtype, m_off) in enumerate(zip(record[0::3], types, bit_offs)):
+                m_sz = bit_sizes[i]
+                if off < m_off:
+                    self._bit_padding(parts, off, m_off, 1 if packed else aligns[i], prev_bitfield and m_sz != 0,
+                                      inner)
+                decl = self.cached_decl(mtype, strings[name_off] if name_off else "", lvl + 1)
+                if m_sz:
+                    append(f"{inner}{decl}: {m_sz};")
+                    off = m_off + m_sz
+                    prev_bitfield = True
+                else:
+                    msize = sizes.get(mtype)
+                    if msize is None:
+                        msize = self.resolve_size(mtype)
+                    off = m_off + msize * 8 if msize > 0 else m_off
+                    prev_bitfield = False
+                    append(f"{inner}{decl};")
         if is_struct and off < size * 8:
             self._bit_padding(parts, off, size * 8, align, False, inner)
         # `struct empty {}` stays on one line
@@ -606,6 +615,10 @@ class CDumper:
         Reusable means no inline definition (anonymous struct/union/enum) took part:
         those depend on the indent level and renumber duplicate enumerators every time.
         """
+        simple = self._simple_template(tid)
+        if simple is not None:
+            self._decl[tid] = simple
+            return simple[0] + fname + simple[1]
         saved = self._inline_defs
         self._inline_defs = False
         text = self.decl(tid, _SENTINEL, lvl)
@@ -613,6 +626,45 @@ class CDumper:
         self._decl[tid] = None if self._inline_defs or _SENTINEL in after else (before, after)
         self._inline_defs = saved or self._inline_defs
         return text.replace(_SENTINEL, fname)
+
+    def _terminal(self, tid: int) -> str | None:
+        """How a named terminal type is written in a declaration, or None when it needs the full walk."""
+        if tid == 0:
+            return "void"
+        k = self.kind[tid]
+        name_off = self.w[self.offs[tid]]
+        if not name_off:
+            return None
+        if k == _INT or k == _FLOAT:
+            return self.strings[name_off]
+        if k == _TYPEDEF:
+            return self.ident_name(tid)
+        if k == _STRUCT or k == _UNION:
+            return self.struct_fwd(tid)
+        if k == _ENUM or k == _ENUM64:
+            return "enum " + self.type_name(tid)
+        if k == _FWD:
+            return self.fwd_def(tid)
+        return None
+
+    def _simple_template(self, tid: int) -> tuple[str, str] | None:
+        """The common declaration shapes (T x, T *x, T **x, T x[N]) without the general walk;
+        the text and the name resolutions are exactly the general walk's."""
+        k = self.kind[tid]
+        if k == _PTR:
+            target = self.w[self.offs[tid] + 2]
+            stars = "*"
+            if target and self.kind[target] == _PTR:
+                target = self.w[self.offs[target] + 2]
+                stars = "**"
+            base = self._terminal(target) if not target or self.kind[target] != _PTR else None
+            return (f"{base} {stars}", "") if base is not None else None
+        if k == _ARRAY:
+            o = self.offs[tid]
+            base = self._terminal(self.w[o + 3]) if self.w[o + 3] else None
+            return (base + " ", f"[{self.w[o + 5]}]") if base is not None else None
+        base = self._terminal(tid) if tid else None
+        return (base + " ", "") if base is not None else None
 
     def decl(self, tid: int, fname: str, lvl: int) -> str:
         """C declaration of ``fname`` with type ``tid`` (the stack walk of libbpf's emit_type_decl)."""

@@ -560,8 +560,7 @@ class _Compiler:
                 trivial = False
             if name and name not in props:
                 names.append(name)
-                props[name] = property(itemgetter(idx)) if lazy is None else \
-                    property(lambda self, i=idx, f=lazy: f(self[i]))
+                props[name] = property(itemgetter(idx)) if lazy is None else _lazy_getter(idx, lazy)
             return idx
 
         def place(members: list, base_bits: int) -> None:
@@ -671,6 +670,15 @@ def _class_name(t: Any) -> str:
     if not name.isidentifier() or keyword.iskeyword(name):
         name = "_" + "".join(c if c.isalnum() else "_" for c in name)
     return name
+
+
+def _lazy_getter(index: int, convert: Callable[[Any], Any]) -> property:
+    """A record attribute converting its stored value on access (one Python call, not two)."""
+    if convert is _cstr:
+        ns: dict = {}
+        exec(f"def get(self):\n    return self[{index}].partition(b'\\0')[0].decode('utf-8', 'replace')\n", ns)
+        return property(ns["get"])
+    return property(lambda self: convert(self[index]))
 
 
 def _decoder(node: _Node) -> Callable[[bytes], Any]:
