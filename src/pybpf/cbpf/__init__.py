@@ -1,1 +1,5 @@
 """Classic BPF: instructions, interpreter, pcap filter compiler, seccomp."""
+
+from .compiler import compile
+
+__all__ = ["compile"]
