@@ -888,7 +888,7 @@ class CodeGen:
                     gen_and(tmp, b)
                 return b
             if proto == Q_DECNET:
-                bpf_error(f"decnet name support not included, '{name}' cannot be translated\n")
+                bpf_error(f"decnet name support not included, '{name}' cannot be translated")
             addrs = names.host_addresses(name)
             if not addrs:
                 bpf_error(f"unknown host '{name}' (pybpf reads only /etc/hosts, no network lookups)")

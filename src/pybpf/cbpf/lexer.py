@@ -122,18 +122,26 @@ _SINGLE = set("+-*/%:[]!<>()&|^=")
 
 
 def _number(text: str, pos: int) -> int:
-    """Convert a numeric token like libpcap: 0x hex, leading-0 octal, else decimal; 32 bits."""
-    if text[0] == "0" and len(text) > 1 and text[1] in "xX":
-        value = int(text[2:], 16)
+    """Convert a numeric token like libpcap: 0x hex, leading-0 octal, else decimal; 32 bits.
+
+    Digits are taken one at a time with the overflow check before each, so the
+    error named is the one libpcap names first.
+    """
+    if text[:2] in ("0x", "0X"):
+        base, digits, limit = 16, text[2:], 0xFFFFFFF
     elif text[0] == "0":
-        if any(c not in "01234567" for c in text):
-            raise LexError(f"number {text} contains non-octal digit", pos)
-        value = int(text, 8)
+        base, digits, limit = 8, text[1:], 0o3777777777
     else:
-        value = int(text)
-    if value > 0xFFFFFFFF:
-        raise LexError(f"number {text} overflows 32 bits", pos)
-    return value
+        base, digits, limit = 10, text, None
+    n = 0
+    for ch in digits:
+        digit = int(ch, 16)
+        if base == 8 and digit > 7:
+            raise LexError(f"number {text} contains non-octal digit", pos)
+        if limit is not None and n > limit or limit is None and n * 10 + digit > 0xFFFFFFFF:
+            raise LexError(f"number {text} overflows 32 bits", pos)
+        n = n * base + digit
+    return n
 
 
 def _is_ipv6(text: str) -> bool:
