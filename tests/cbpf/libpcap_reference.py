@@ -81,5 +81,11 @@ def compile(expr: str, linktype: int = 1, snaplen: int = 262144, optimize: bool 
 
 def run(program, packet: bytes, wirelen: int | None = None) -> int:
     """libpcap's bpf_filter: the snap length the program returns for a packet (0 = reject)."""
+    return run_many(program, [packet], wirelen_extra=0 if wirelen is None else wirelen - len(packet))[0]
+
+
+def run_many(program, packets: list[bytes], wirelen_extra: int = 0) -> list[int]:
+    """bpf_filter over many packets with the program converted once."""
     arr = (BpfInsn * len(program))(*[BpfInsn(*i) for i in program])
-    return LIB.bpf_filter(arr, packet, len(packet) if wirelen is None else wirelen, len(packet))
+    f = LIB.bpf_filter
+    return [f(arr, p, len(p) + wirelen_extra, len(p)) for p in packets]
