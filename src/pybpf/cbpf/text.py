@@ -34,6 +34,8 @@ def _abs_operand(k: int) -> str:
 
 def _op_operand(ins: CInsn, n: int) -> tuple[str, str]:
     code, k = ins.code, ins.k
+    if code > 0xFF:
+        return "unimp", f"0x{code:x}"
     cls = I.cls(code)
     if code == I.RET | I.K:
         return "ret", f"#{_signed(k)}"
