@@ -39,6 +39,7 @@ def _tcpdump(*args: str) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")
 @pytest.mark.parametrize("flag,level", [("-d", 1), ("-dd", 2), ("-ddd", 3)])
 def test_cli_prints_what_tcpdump_prints(flag, level):
