@@ -14,7 +14,7 @@ import os
 import struct
 from functools import cache
 
-from ..errors import NotSupportedError
+from ..errors import BPFError, NotSupportedError
 from .syscall import bpf_errno, kernel_error, CAP_BPF
 from .uapi import (
     ENOTSUPP, HELPER_IDS, HELPERS, MAP_TYPE_MIN_KERNEL, PROG_TYPE_MIN_KERNEL, AttachType, Cmd, MapCreateAttr,
@@ -55,6 +55,106 @@ def kernel_version_code() -> int:
     """LINUX_VERSION_CODE of the running kernel (kprobe programs of old kernels check it)."""
     major, minor, patch = kernel_version()
     return (major << 16) | (minor << 8) | min(patch, 255)
+
+
+@cache
+def kernel_config() -> dict[str, str]:
+    """The running kernel's build options (CONFIG_X -> 'y'/'m'/value), from /proc/config.gz or
+    /boot/config-RELEASE; empty when neither is readable.  Options that are 'not set' are absent."""
+    import gzip
+
+    text = ""
+    for path, opener in (("/proc/config.gz", gzip.open), (f"/boot/config-{kernel_release()}", open)):
+        try:
+            with opener(path, "rt") as f:
+                text = f.read()
+            break
+        except OSError:
+            continue
+    config: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            key, _, value = line.partition("=")
+            config[key] = value.strip('"')
+    return config
+
+
+def config_cause(option: str) -> str | None:
+    """'CONFIG_X is not set in this kernel' when the kernel config is known and lacks ``option``."""
+    config = kernel_config()
+    name = option if option.startswith("CONFIG_") else f"CONFIG_{option}"
+    if config and name not in config:
+        return f"{name} is not set in this kernel's configuration"
+    return None
+
+
+def lockdown_mode() -> str | None:
+    """The kernel lockdown level ('none', 'integrity', 'confidentiality'), or None when unknown.
+
+    Read from securityfs; when it is not mounted, it is mounted in a private mount
+    namespace of a short-lived child so this process's view does not change.
+    """
+    for path in ("/sys/kernel/security/lockdown",):
+        try:
+            with open(path) as f:
+                return _selected(f.read())
+        except OSError:
+            pass
+    import subprocess
+
+    script = ("mkdir -p /tmp/.pybpf-securityfs-$$ && mount -t securityfs securityfs /tmp/.pybpf-securityfs-$$ && "
+              "cat /tmp/.pybpf-securityfs-$$/lockdown; umount /tmp/.pybpf-securityfs-$$ 2>/dev/null; "
+              "rmdir /tmp/.pybpf-securityfs-$$")
+    try:
+        out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return _selected(out.stdout) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def _selected(text: str) -> str | None:
+    for word in text.split():
+        if word.startswith("[") and word.endswith("]"):
+            return word[1:-1]
+    return None
+
+
+@cache
+def trampoline_refusal_cause() -> str:
+    """Why this kernel refuses BPF trampolines (fentry/fexit/fmod_ret/LSM) to a privileged process.
+
+    Trampolines are attached through ftrace direct calls; the evidence collected
+    here names what is missing or locked: kernel config, the ftrace function
+    interface, kernel lockdown.
+    """
+    reasons = []
+    for option in ("DYNAMIC_FTRACE_WITH_DIRECT_CALLS", "FUNCTION_TRACER", "BPF_JIT"):
+        cause = config_cause(option)
+        if cause:
+            reasons.append(cause)
+    try:
+        with open(os.path.join(_tracefs_dir(), "available_filter_functions")) as f:
+            f.read(1)
+    except PermissionError:
+        reasons.append("the kernel's ftrace function interface refuses access "
+                       "(available_filter_functions: EPERM), so functions cannot be hooked")
+    except OSError:
+        pass
+    mode = lockdown_mode()
+    if mode and mode != "none":
+        reasons.append(f"kernel lockdown is '{mode}'")
+    if not reasons:
+        return "the kernel refused with EPERM although every capability is present"
+    return "; ".join(reasons)
+
+
+def _tracefs_dir() -> str:
+    from .fs import tracefs
+
+    try:
+        return tracefs()
+    except BPFError:
+        return "/sys/kernel/tracing"
 
 
 def _probe_map_attr(map_type: MapType) -> tuple[MapCreateAttr, list]:

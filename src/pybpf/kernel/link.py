@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import errno
 import fcntl
+import io
 import os
 import socket
 import weakref
@@ -20,7 +21,7 @@ from ..errors import BPFError, LinkError
 from .fd import FDObject
 from .perf import PERF_EVENT_IOC_DISABLE
 from .syscall import bpf_errno, fd_by_id, fd_kind, kernel_error, obj_get, obj_info, obj_pin
-from .uapi import Cmd, LinkDetachAttr, LinkInfoStruct, LinkType, LinkUpdateAttr
+from .uapi import Cmd, IterCreateAttr, LinkDetachAttr, LinkInfoStruct, LinkType, LinkUpdateAttr, ProgAttachAttr
 
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27
@@ -208,6 +209,121 @@ class SocketFilterLink(Link):
         except OSError:
             pass  # already detached (or replaced by someone else)
         self._sock.close()
+
+
+class IterLink(BPFLink):
+    """A BPF iterator: each :meth:`open` / :meth:`read` runs the program over the kernel objects again."""
+
+    def open(self) -> io.BufferedReader:
+        """A new read-only file whose content is what the program writes (BPF_ITER_CREATE)."""
+        fd, err = bpf_errno(Cmd.ITER_CREATE, IterCreateAttr(link_fd=self.fd))
+        if err:
+            raise kernel_error(err, f"cannot start {self.describe()}")
+        return io.open(fd, "rb", closefd=True)
+
+    def read(self, text: bool = True) -> str | bytes:
+        """Run the iterator to the end: the program's output as text (or bytes with ``text=False``)."""
+        with self.open() as f:
+            chunks = []
+            while True:
+                try:
+                    chunk = f.read1(1 << 16)
+                except OSError as exc:
+                    raise kernel_error(exc.errno or errno.EIO, f"reading {self.describe()} failed") from None
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        data = b"".join(chunks)
+        return data.decode("utf-8", "replace") if text else data
+
+
+class ProgAttachLink(Link):
+    """A program attached with BPF_PROG_ATTACH (sockmap parsers and verdicts, cgroups on old kernels).
+
+    Such attachments are not file descriptors, so this object keeps its own
+    duplicates of the target and program fds and detaches (BPF_PROG_DETACH)
+    on close; it also goes away with the target (the map or cgroup).
+    """
+
+    kind = "attachment"
+
+    def __init__(self, target_fd: int, program: Any, attach_type: int, *, description: str = ""):
+        self._target = os.dup(target_fd)
+        try:
+            self._prog = os.dup(program.fd)
+        except BaseException:
+            os.close(self._target)
+            raise
+        self.attach_type = attach_type
+        self.program = program
+        self.description = description
+        self._closer = weakref.finalize(self, _prog_detach, self._target, self._prog, attach_type)
+
+    @property
+    def closed(self) -> bool:
+        return not self._closer.alive
+
+    def close(self) -> None:
+        if self._closer.alive:
+            self._closer()
+
+
+def _prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    try:
+        bpf_errno(Cmd.PROG_DETACH, ProgAttachAttr(target_fd=target_fd, attach_bpf_fd=prog_fd, attach_type=attach_type))
+    finally:
+        os.close(target_fd)
+        os.close(prog_fd)
+
+
+class TCFilterLink(Link):
+    """A cls_bpf filter in direct-action mode on a clsact qdisc (tc without tcx links).
+
+    Holds the rtnetlink socket of the namespace it was made in; close() deletes
+    the filter and, if this link created the clsact qdisc and no other filter
+    is left on it, the qdisc too.
+    """
+
+    kind = "tc filter"
+
+    def __init__(self, route: Any, ifindex: int, parent: int, handle: int, priority: int, created_qdisc: bool,
+                 program: Any, *, description: str = ""):
+        self.route = route
+        self.ifindex = ifindex
+        self.parent = parent
+        self.handle = handle
+        self.priority = priority
+        self.created_qdisc = created_qdisc
+        self.program = program
+        self.description = description
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        from .netlink import tc_parent
+
+        try:
+            try:
+                self.route.delete_filter(self.ifindex, self.parent, self.handle, self.priority)
+            except BPFError as exc:
+                if getattr(exc, "errno", None) not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
+                    raise
+            if self.created_qdisc:
+                try:
+                    left = [m for d in ("ingress", "egress") for m in self.route.filters(self.ifindex, tc_parent(d))]
+                    if not left:
+                        self.route.delete_clsact(self.ifindex)
+                except BPFError as exc:
+                    if getattr(exc, "errno", None) not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
+                        raise
+        finally:
+            self.route.close()
 
 
 class LinkGroup(Link):

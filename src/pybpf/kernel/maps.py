@@ -704,6 +704,14 @@ _CLASS_FOR: dict[int, type[Map]] = {
 
 
 def _class_for(map_type: int) -> type[Map]:
+    if map_type == MapType.STACK_TRACE and map_type not in _CLASS_FOR:
+        from .stacks import StackTraceMap
+
+        _CLASS_FOR[MapType.STACK_TRACE] = StackTraceMap
+    if map_type == MapType.PERF_EVENT_ARRAY and map_type not in _CLASS_FOR:
+        from .perfbuf import PerfEventArray
+
+        _CLASS_FOR[MapType.PERF_EVENT_ARRAY] = PerfEventArray
     return _CLASS_FOR.get(map_type, Map)
 
 
