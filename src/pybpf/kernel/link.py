@@ -8,13 +8,14 @@ a link was pinned on purpose.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import ctypes
 import errno
 import fcntl
 import io
 import os
 import socket
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..errors import BPFError, LinkError
@@ -29,9 +30,103 @@ SO_DETACH_BPF = 27
 
 @dataclass(frozen=True)
 class LinkInfo:
+    """What the kernel says about a link: type, ids, and the per-type target in ``details``
+    (ifindex and attach_type for tcx/xdp/netkit, cgroup_id, netns_ino, pf/hooknum/priority for
+    netfilter, target_name and map_id for iterators, tp_name, file/func names of perf events...)."""
+
     type: LinkType | int
     id: int
     prog_id: int
+    details: dict = field(default_factory=dict)
+
+    @property
+    def attach_type(self) -> int | None:
+        return self.details.get("attach_type")
+
+    @classmethod
+    def of_fd(cls, fd: int, what: str = "link") -> "LinkInfo":
+        i = obj_info(fd, LinkInfoStruct, what)
+        try:
+            ltype: LinkType | int = LinkType(i.type)
+        except ValueError:
+            ltype = i.type
+        raw = bytes(i.extra)
+        details = _link_details(ltype, raw)
+        names = _NAMED_FIELDS.get((ltype, details.get("perf_type")))
+        if names:
+            # a second call with a buffer for the name the kernel copies out
+            ptr_off, len_off, key = names
+            buf = ctypes.create_string_buffer(4096)
+
+            def prepare(info: LinkInfoStruct) -> None:
+                words = bytearray(bytes(info.extra))
+                words[ptr_off:ptr_off + 8] = ctypes.addressof(buf).to_bytes(8, "little")
+                words[len_off:len_off + 4] = len(buf).to_bytes(4, "little")
+                ctypes.memmove(info.extra, bytes(words), len(words))
+
+            try:
+                again = obj_info(fd, LinkInfoStruct, what, prepare)
+                details = _link_details(ltype, bytes(again.extra))
+                details[key] = buf.value.decode(errors="replace")
+            except BPFError:
+                pass
+        return cls(ltype, i.id, i.prog_id, details)
+
+
+# (link type, perf event kind) -> (offset of the name pointer, offset of its length, detail key), in the union
+_NAMED_FIELDS = {
+    (LinkType.RAW_TRACEPOINT, None): (0, 8, "tp_name"),
+    (LinkType.ITER, None): (0, 8, "target_name"),
+    (LinkType.PERF_EVENT, 1): (8, 16, "func_name"),      # kprobe
+    (LinkType.PERF_EVENT, 2): (8, 16, "func_name"),      # kretprobe
+    (LinkType.PERF_EVENT, 3): (8, 16, "file_name"),      # uprobe
+    (LinkType.PERF_EVENT, 4): (8, 16, "file_name"),      # uretprobe
+    (LinkType.PERF_EVENT, 5): (8, 16, "tp_name"),        # tracepoint
+}
+PERF_EVENT_KINDS = {0: "unspec", 1: "kprobe", 2: "kretprobe", 3: "uprobe", 4: "uretprobe", 5: "tracepoint", 6: "event"}
+
+
+def _link_details(ltype: int, raw: bytes) -> dict:
+    u32 = lambda off: int.from_bytes(raw[off:off + 4], "little")  # noqa: E731
+    s32 = lambda off: int.from_bytes(raw[off:off + 4], "little", signed=True)  # noqa: E731
+    u64 = lambda off: int.from_bytes(raw[off:off + 8], "little")  # noqa: E731
+    if ltype == LinkType.RAW_TRACEPOINT:
+        return {"cookie": u64(16)}
+    if ltype == LinkType.TRACING:
+        return {"attach_type": u32(0), "target_obj_id": u32(4), "target_btf_id": u32(8), "cookie": u64(16)}
+    if ltype == LinkType.CGROUP:
+        return {"cgroup_id": u64(0), "attach_type": u32(8)}
+    if ltype == LinkType.ITER:
+        return {"map_id": u32(12)}
+    if ltype == LinkType.NETNS:
+        return {"netns_ino": u32(0), "attach_type": u32(4)}
+    if ltype == LinkType.XDP:
+        return {"ifindex": u32(0)}
+    if ltype == LinkType.STRUCT_OPS:
+        return {"map_id": u32(0)}
+    if ltype == LinkType.NETFILTER:
+        return {"pf": u32(0), "hooknum": u32(4), "priority": s32(8), "flags": u32(12)}
+    if ltype == LinkType.KPROBE_MULTI:
+        return {"count": u32(8), "flags": u32(12), "missed": u64(16)}
+    if ltype == LinkType.UPROBE_MULTI:
+        return {"count": u32(36), "flags": u32(40), "pid": u32(44)}
+    if ltype in (LinkType.TCX, LinkType.NETKIT):
+        return {"ifindex": u32(0), "attach_type": u32(4)}
+    if ltype == LinkType.SOCKMAP:
+        return {"map_id": u32(0), "attach_type": u32(4)}
+    if ltype == LinkType.PERF_EVENT:
+        kind = u32(0)
+        out: dict = {"perf_type": kind, "perf_kind": PERF_EVENT_KINDS.get(kind, str(kind))}
+        if kind in (1, 2):
+            out.update(offset=u32(20), addr=u64(24), missed=u64(32), cookie=u64(40))
+        elif kind in (3, 4):
+            out.update(offset=u32(20), cookie=u64(24), ref_ctr_offset=u64(32))
+        elif kind == 5:
+            out.update(cookie=u64(24))
+        elif kind == 6:
+            out.update(config=u64(8), type=u32(16), cookie=u64(24))
+        return out
+    return {}
 
 
 class Link(ABC):
@@ -100,12 +195,7 @@ class BPFLink(FDObject, Link):
     describe = Link.describe
 
     def info(self) -> LinkInfo:
-        i = obj_info(self.fd, LinkInfoStruct, self.describe())
-        try:
-            ltype: LinkType | int = LinkType(i.type)
-        except ValueError:
-            ltype = i.type
-        return LinkInfo(ltype, i.id, i.prog_id)
+        return LinkInfo.of_fd(self.fd, self.describe())
 
     @property
     def id(self) -> int:

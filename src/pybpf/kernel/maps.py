@@ -104,10 +104,11 @@ class FDValueCodec:
     """Values of fd maps (prog array, map-in-map, perf event array, sockmap...).
 
     Updates take a live object (anything with ``fileno()``/``fd``) or an fd
-    number; lookups return the kernel id of the stored object.
+    number; lookups return the kernel id of the stored object (the socket cookie for sockmaps).
     """
 
-    size = 4
+    def __init__(self, size: int = 4):
+        self.size = size  # 8 for sockmaps whose lookups return u64 socket cookies
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, FDObject):
@@ -116,10 +117,10 @@ class FDValueCodec:
             value = value.fileno()
         if not isinstance(value, int) or value < 0:
             raise MapError(f"expected a Map, Program, socket or fd number, not {value!r}")
-        return value.to_bytes(4, "little")
+        return value.to_bytes(self.size, "little")
 
     def decode(self, data: bytes | memoryview) -> int:
-        return int.from_bytes(data[:4], "little")
+        return int.from_bytes(data[:self.size], "little")
 
 
 class Map(FDObject):
@@ -151,7 +152,7 @@ class Map(FDObject):
         self._ncpus = possible_cpu_count() if self.per_cpu else 1
         self._stride = _round8(self.value_size) if self.per_cpu else self.value_size
         self.key_codec = as_codec(key_codec, self.key_size)
-        default_value = FDValueCodec() if self.type in FD_VALUE_TYPES else None
+        default_value = FDValueCodec(self.value_size) if self.type in FD_VALUE_TYPES and self.value_size in (4, 8) else None
         self.value_codec = as_codec(value_codec or default_value, self.value_size)
         self.pinned_path: str | None = None
         self._batch_ok = self.type in _BATCH_TYPES
