@@ -245,3 +245,49 @@ def veth_pair_in_namespaces():
 
 def open_fds() -> set[int]:
     return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+# --- cgroups ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def child_cgroup():
+    """A fresh cgroup v2 directory under the cgroup2 root, removed afterwards (its processes must be gone)."""
+    from pybpf.kernel.cgroup import cgroup2_root
+
+    path = os.path.join(cgroup2_root(), f"pybpf_test_{os.getpid()}_{uuid.uuid4().hex[:6]}")
+    os.mkdir(path)
+    try:
+        yield path
+    finally:
+        for _ in range(100):
+            try:
+                os.rmdir(path)
+                break
+            except OSError as exc:
+                if exc.errno != 16:  # EBUSY: a zombie still counted in the cgroup
+                    raise
+                import time
+
+                time.sleep(0.01)
+
+
+def run_in_cgroup(path: str, action) -> int:
+    """Fork; the child joins cgroup ``path``, runs ``action()`` and exits with its return value
+    (0 when it returns None, 99 on an exception).  Returns the child's exit status."""
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write("0")
+            result = action()
+            code = 0 if result is None else int(result)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
