@@ -291,3 +291,61 @@ def run_in_cgroup(path: str, action) -> int:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+# --- vmlinux BTF, through the reference tool ---------------------------------------
+
+VMLINUX_PREAMBLE = """
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def vmlinux_include() -> tuple[str, ...]:
+    """cflags that make '#include "vmlinux.h"' work (generated once per kernel by bpftool)."""
+    from conftest import CACHE
+
+    d = CACHE / f"vmlinux-{os.uname().release}"
+    header = d / "vmlinux.h"
+    if not header.exists():
+        d.mkdir(parents=True, exist_ok=True)
+        out = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+                             capture_output=True, check=True).stdout
+        tmp = header.with_suffix(".tmp")
+        tmp.write_bytes(out)
+        os.replace(tmp, header)
+    return ("-I", str(d))
+
+
+_btf_ids: dict[tuple[str, str], int] | None = None
+
+
+def vmlinux_btf_id(name: str, kind: str = "FUNC") -> int:
+    """The vmlinux BTF type id of ``name`` (a FUNC, TYPEDEF, STRUCT...), from bpftool's dump."""
+    global _btf_ids
+    if _btf_ids is None:
+        out = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"], capture_output=True,
+                             text=True, check=True).stdout
+        _btf_ids = {}
+        for m in re.finditer(r"^\[(\d+)\] (\w+) '([^']*)'", out, re.M):
+            _btf_ids.setdefault((m.group(3), m.group(2)), int(m.group(1)))
+    return _btf_ids[(name, kind)]
+
+
+def build_c_binary(source: str, name: str, flags: tuple[str, ...] = ("-O1",)) -> Path:
+    """A native test program compiled with gcc, cached by source and flags."""
+    import hashlib
+
+    from conftest import CACHE
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(("\0".join(flags) + source).encode()).hexdigest()[:12]
+    out = CACHE / f"{name}-{key}"
+    if not out.exists():
+        src = out.with_suffix(".c")
+        src.write_text(source)
+        subprocess.run(["gcc", *flags, "-o", str(out) + ".tmp", str(src)], check=True)
+        os.replace(str(out) + ".tmp", out)
+    return out

@@ -31,7 +31,7 @@ def _direction(direction: str) -> str:
     return direction
 
 
-def _create_link(prog: Any, attr: LinkCreateAttr, what: str) -> tuple[int, int]:
+def _create_link(prog: Any, attr: LinkCreateAttr) -> tuple[int, int]:
     attr.prog_fd = prog.fd
     return bpf_errno(Cmd.LINK_CREATE, attr)
 
@@ -51,7 +51,7 @@ def attach_tcx(prog: Any, interface: str | int, direction: str = "ingress", *, b
     attr = LinkCreateAttr(target_fd=ifindex, attach_type=_DIRECTIONS[direction], flags=flags)
     attr.target.tcx.relative_fd = rel
     attr.target.tcx.expected_revision = expected_revision
-    fd, err = _create_link(prog, attr, what)
+    fd, err = _create_link(prog, attr)
     if not err:
         return BPFLink(fd, program=prog, description=what)
     if err == errno.EINVAL and kernel_version() < (6, 6, 0):
@@ -131,13 +131,13 @@ def attach_netkit(prog: Any, interface: str | int, peer: bool = False, *, before
     attr = LinkCreateAttr(target_fd=ifindex, attach_type=AttachType.NETKIT_PEER if peer else AttachType.NETKIT_PRIMARY,
                           flags=flags)
     attr.target.netkit.relative_fd = rel
-    fd, err = _create_link(prog, attr, what)
+    fd, err = _create_link(prog, attr)
     if not err:
         return BPFLink(fd, program=prog, description=what)
     if err == errno.EINVAL:
         cause = config_cause("NETKIT")
         if cause or kernel_version() < (6, 7, 0):
-            raise NotSupportedError("netkit links", "6.7", reason=cause)
+            raise NotSupportedError("netkit links", None if cause else "6.7", reason=cause)
     if err == errno.ENXIO:
         raise LinkError(f"cannot attach {prog.describe()}: {interface} is not a netkit device")
     raise kernel_error(err, f"cannot attach {prog.describe()} to {what}", (CAP_NET_ADMIN,))
@@ -166,7 +166,7 @@ def attach_netfilter(prog: Any, *, family: str | int = "ipv4", hook: str | int =
     attr.target.netfilter.hooknum = hooknum
     attr.target.netfilter.priority = priority
     attr.target.netfilter.flags = NETFILTER_IP_DEFRAG if defrag else 0
-    fd, err = _create_link(prog, attr, what)
+    fd, err = _create_link(prog, attr)
     if not err:
         return BPFLink(fd, program=prog, description=what)
     if err == errno.ERANGE or (err == errno.EINVAL and priority in (-2**31, 2**31 - 1)):
@@ -202,7 +202,7 @@ def _attach_netns(prog: Any, netns: str | int | None, attach_type: AttachType, k
     try:
         expect_type(prog, what, ptype)
         attr = LinkCreateAttr(target_fd=fd, attach_type=attach_type)
-        link_fd, err = _create_link(prog, attr, what)
+        link_fd, err = _create_link(prog, attr)
     finally:
         os.close(fd)
     if not err:
@@ -262,7 +262,7 @@ def attach_sockmap(prog: Any, sockmap: Any, hook: str | None = None, *, use_link
         raise LinkError(f"cannot attach {prog.describe()} to {what}: the map must be a SOCKMAP or SOCKHASH")
     attach_type = SOCKMAP_HOOKS[hook]
     if use_link:
-        fd, err = _create_link(prog, LinkCreateAttr(target_fd=sockmap.fd, attach_type=attach_type), what)
+        fd, err = _create_link(prog, LinkCreateAttr(target_fd=sockmap.fd, attach_type=attach_type))
         if not err:
             return BPFLink(fd, program=prog, description=what)
         if err not in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):

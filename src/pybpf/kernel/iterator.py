@@ -81,10 +81,10 @@ def attach_iter(prog: Any, *, map: Any = None, cgroup: Any = None, order: str = 
             os.close(cgroup_fd)
     if not err:
         return IterLink(fd, program=prog, description=what)
+    if err in (errno.EINVAL, errno.EBADF) and map is None and target in ("bpf_map_elem", "bpf_sk_storage_map",
+                                                                          "sockmap"):
+        raise LinkError(f"cannot make {what} of {prog.describe()}: this iterator walks one map; pass map=")
     if err == errno.EINVAL:
-        need = "map=" if map is None and target in ("bpf_map_elem", "bpf_sk_storage_map", "sockmap") else None
-        if need:
-            raise LinkError(f"cannot make {what} of {prog.describe()}: this iterator walks one map; pass {need}")
         raise LinkError(f"cannot make {what} of {prog.describe()}: the kernel refused (EINVAL); check that the "
                         "options suit the iterator target (map= only for map iterators, with key/value sizes "
                         "the program reads; cgroup= only for cgroup iterators; tid=/pid= for task iterators)")

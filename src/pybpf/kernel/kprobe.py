@@ -106,8 +106,8 @@ def attach_kprobe_multi(prog: Any, functions: str | Sequence[str], *, retprobe: 
     if not err:
         return BPFLink(fd, program=prog, description=f"{kind} on {len(names)} functions")
     if err in (errno.EOPNOTSUPP, ENOTSUPP) or (err == errno.EINVAL and config_cause("FPROBE")):
-        raise NotSupportedError("kprobe.multi links", "5.18", reason=config_cause("FPROBE") or
-                                "the kernel has no fprobe support")
+        cause = config_cause("FPROBE")
+        raise NotSupportedError("kprobe.multi links", None if cause else "5.18", reason=cause)
     if err == errno.EINVAL:
         raise LinkError(f"cannot attach {prog.describe()} to {what}: the kernel refused (EINVAL); kprobe.multi "
                         "programs must be loaded with expected_attach_type=TRACE_KPROBE_MULTI")

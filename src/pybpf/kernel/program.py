@@ -469,10 +469,11 @@ class Program(FDObject):
         return attach_kprobe_multi(self, functions, retprobe=retprobe, cookies=cookies)
 
     def attach_usdt(self, binary: str, provider: str, name: str, *, pid: int | None = None, cookie: int = 0,
-                    specs_map: Any = None, ip_map: Any = None):
+                    specs_map: Any = None, ip_map: Any = None, use_bpf_cookie: bool | None = None):
         from .usdt import attach_usdt
 
-        return attach_usdt(self, binary, provider, name, pid=pid, cookie=cookie, specs_map=specs_map, ip_map=ip_map)
+        return attach_usdt(self, binary, provider, name, pid=pid, cookie=cookie, specs_map=specs_map, ip_map=ip_map,
+                           use_bpf_cookie=use_bpf_cookie)
 
 
 def _load_error(err: int, ptype: int, label: str, name: str, log: str,
