@@ -16,6 +16,7 @@ from .fs import ensure_bpffs, online_cpus, possible_cpus, tracefs
 from .link import BPFLink, Link, LinkGroup, LinkInfo, PerfEventLink, SocketFilterLink
 from .maps import BloomFilterMap, Map, MapInfo, MapOfMaps, ProgArray, QueueMap, RingBuf
 from .perf import HardwareEvent, PerfType, SoftwareEvent
+from .perfbuf import PerfBufReader, PerfEventArray
 from .program import Program, ProgramInfo, TestRunResult
 from .ringbuf import RingBufReader
 from .syscall import btf_ids, link_ids, map_ids, prog_ids
@@ -26,7 +27,7 @@ from .verifier import SourceLine
 __all__ = [
     "ANY", "EXIST", "NOEXIST", "AttachType", "BPFLink", "BloomFilterMap", "Codec", "Collection", "HardwareEvent",
     "IntCodec", "KernelBTF", "Link", "LinkGroup", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",
-    "MapOfMaps", "MapType", "PerfEventLink", "PerfType", "ProgArray", "ProgFlags", "ProgType", "Program",
+    "MapOfMaps", "MapType", "PerfBufReader", "PerfEventArray", "PerfEventLink", "PerfType", "ProgArray", "ProgFlags", "ProgType", "Program",
     "ProgramInfo", "QueueMap", "RawCodec", "RingBuf", "RingBufReader", "SocketFilterLink", "SoftwareEvent",
     "SourceLine", "StructCodec", "TestRunResult", "TraceLine", "TracePipe", "XDPFlags", "attach_perf_fd", "btf_ids",
     "ensure_bpffs", "interface_index", "kernel_version", "link_ids", "map_ids", "minimal_btf", "online_cpus",
