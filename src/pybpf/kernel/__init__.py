@@ -19,13 +19,16 @@ from .perf import HardwareEvent, PerfType, SoftwareEvent
 from .perfbuf import PerfBufReader, PerfEventArray
 from .program import Program, ProgramInfo, TestRunResult
 from .ringbuf import RingBufReader
+from .stacks import FoldedStacks, StackTraceMap, decode_stack
+from .symbolize import Frame, KernelSymbols, ProcessSymbols, kernel_symbols
 from .syscall import btf_ids, link_ids, map_ids, prog_ids
 from .tracepipe import TraceLine, TracePipe, trace_pipe
 from .uapi import ANY, EXIST, NOEXIST, AttachType, LinkType, MapFlags, MapType, ProgFlags, ProgType, XDPFlags
 from .verifier import SourceLine
 
 __all__ = [
-    "ANY", "EXIST", "NOEXIST", "AttachType", "BPFLink", "BloomFilterMap", "Codec", "Collection", "HardwareEvent",
+    "ANY", "EXIST", "NOEXIST", "AttachType", "BPFLink", "BloomFilterMap", "Codec", "Collection", "FoldedStacks",
+    "Frame", "HardwareEvent", "KernelSymbols", "ProcessSymbols", "StackTraceMap", "decode_stack", "kernel_symbols",
     "IntCodec", "KernelBTF", "Link", "LinkGroup", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",
     "MapOfMaps", "MapType", "PerfBufReader", "PerfEventArray", "PerfEventLink", "PerfType", "ProgArray", "ProgFlags", "ProgType", "Program",
     "ProgramInfo", "QueueMap", "RawCodec", "RingBuf", "RingBufReader", "SocketFilterLink", "SoftwareEvent",
