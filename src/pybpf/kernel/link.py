@@ -18,11 +18,11 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..errors import BPFError, LinkError
+from ..errors import BPFError, LinkError, NotSupportedError
 from .fd import FDObject
 from .perf import PERF_EVENT_IOC_DISABLE
 from .syscall import bpf_errno, fd_by_id, fd_kind, kernel_error, obj_get, obj_info, obj_pin
-from .uapi import Cmd, IterCreateAttr, LinkDetachAttr, LinkInfoStruct, LinkType, LinkUpdateAttr, ProgAttachAttr
+from .uapi import ENOTSUPP, Cmd, IterCreateAttr, LinkDetachAttr, LinkInfoStruct, LinkType, LinkUpdateAttr, ProgAttachAttr
 
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27
@@ -217,7 +217,14 @@ class BPFLink(FDObject, Link):
     def detach(self) -> None:
         """Detach now, even if the link is pinned or shared (BPF_LINK_DETACH), then close."""
         _, err = bpf_errno(Cmd.LINK_DETACH, LinkDetachAttr(link_fd=self.fd))
-        if err and err not in (errno.EOPNOTSUPP, errno.EINVAL):
+        if err in (errno.EOPNOTSUPP, ENOTSUPP):
+            kind = self.info().type
+            name = kind.name.lower() if isinstance(kind, LinkType) else f"type {kind}"
+            raise NotSupportedError(f"detaching {name} links by force", reason="the kernel cannot detach this "
+                                    "link type while it is pinned or shared: unpin it and close every fd")
+        if err == errno.EINVAL:
+            raise NotSupportedError("BPF_LINK_DETACH", "5.9")
+        if err:
             raise kernel_error(err, f"cannot detach {self.describe()}")
         self.close()
 

@@ -673,13 +673,65 @@ class BloomFilterMap(Map):
 class MapOfMaps(Map):
     """Array/hash of maps: store Map objects (or fds); lookups give inner map ids."""
 
-    def inner(self, key: Any) -> Map:
-        """Open the inner map stored at ``key``."""
-        return Map.from_id(self[key])
+    def inner(self, key: Any, default: Any = KeyError) -> Map:
+        """Open the inner map stored at ``key`` (a new Map object the caller closes)."""
+        inner_id = self.lookup(key)
+        if inner_id is None:
+            if default is KeyError:
+                raise KeyError(key)
+            return default
+        return Map.from_id(inner_id)
 
 
 class ProgArray(Map):
-    """Program array for tail calls: store Program objects (or fds); lookups give program ids."""
+    """Program array for tail calls: store Program objects (or fds); lookups give program ids.
+
+    Slots and programs can be named: :meth:`bind` gives the names of slots
+    (``{"ipv4": 0, "ipv6": 1}``, often an enum of the BPF program) and where
+    program names are looked up (a Collection's ``programs``), so that
+    ``prog_array["ipv4"] = "handle_ipv4"`` works, as does ``fill({...})``.
+    """
+
+    slots: dict[str, int] | None = None
+    programs: Any = None
+
+    def bind(self, programs: Any = None, slots: dict[str, int] | None = None) -> "ProgArray":
+        if programs is not None:
+            self.programs = getattr(programs, "programs", programs)
+        if slots is not None:
+            bad = {k: v for k, v in slots.items() if not 0 <= v < self.max_entries}
+            if bad:
+                raise MapError(f"{self.describe()}: slots {bad} are outside 0..{self.max_entries - 1}")
+            self.slots = dict(slots)
+        return self
+
+    def _key_bytes(self, key: Any) -> bytes:
+        if isinstance(key, str):
+            if not self.slots or key not in self.slots:
+                known = ", ".join(self.slots or ()) or "none; name them with bind(slots={...})"
+                raise MapError(f"{self.describe()}: no slot named {key!r} (slots: {known})")
+            key = self.slots[key]
+        return super()._key_bytes(key)
+
+    def _value_bytes(self, value: Any) -> bytes:
+        if isinstance(value, str):
+            if self.programs is None or value not in self.programs:
+                known = ", ".join(self.programs or ()) if self.programs is not None else \
+                    "none; bind(programs=collection) first"
+                raise MapError(f"{self.describe()}: no program named {value!r} (programs: {known})")
+            value = self.programs[value]
+        return super()._value_bytes(value)
+
+    def fill(self, entries: dict[Any, Any]) -> None:
+        """Set several slots at once: {slot index or name: Program or program name}."""
+        for key, value in entries.items():
+            self[key] = value
+
+    def program(self, key: Any) -> Any:
+        """Open the program stored at ``key`` (a new Program object the caller closes)."""
+        from .program import Program
+
+        return Program.from_id(self[key])
 
 
 class RingBuf(Map):
