@@ -308,6 +308,11 @@ class Map(FDObject):
         if err:
             raise self._error(err, "freeze")
 
+    @property
+    def ncpus(self) -> int:
+        """Values per entry: the possible CPUs for per-CPU maps, else 1."""
+        return self._ncpus
+
     def describe(self) -> str:
         return f"{_type_name(self.type)} map {self.name!r}" if self.name else f"{_type_name(self.type)} map"
 

@@ -89,7 +89,38 @@ class ProgramInfo:
     run_count: int
     verified_insns: int
     gpl_compatible: bool
-    load_time: int
+    load_time: int  # ns since boot; see introspect.loaded_at for the wall clock
+    uid: int = 0
+    recursion_misses: int = 0
+    ifindex: int = 0
+    attach_btf_id: int = 0
+    attach_btf_obj_id: int = 0
+    nr_func_info: int = 0
+    nr_line_info: int = 0
+    nr_jited_ksyms: int = 0
+
+
+def program_info(fd: int, what: str = "program") -> ProgramInfo:
+    """BPF_OBJ_GET_INFO_BY_FD of a program fd (the fd stays the caller's)."""
+    first = obj_info(fd, ProgInfoStruct, what)
+    ids = (ctypes.c_uint32 * max(first.nr_map_ids, 1))()
+
+    def prepare(info: ProgInfoStruct) -> None:
+        info.nr_map_ids = first.nr_map_ids
+        info.map_ids = ctypes.addressof(ids)
+
+    i = obj_info(fd, ProgInfoStruct, what, prepare) if first.nr_map_ids else first
+    try:
+        ptype: ProgType | int = ProgType(i.type)
+    except ValueError:
+        ptype = i.type
+    return ProgramInfo(
+        ptype, i.id, i.name.decode(errors="replace"), bytes(i.tag).hex(), i.xlated_prog_len,
+        i.jited_prog_len, tuple(ids[:min(i.nr_map_ids, first.nr_map_ids)]), i.btf_id, i.run_time_ns,
+        i.run_cnt, i.verified_insns, bool(i.gpl_compatible & 1), i.load_time, i.created_by_uid,
+        i.recursion_misses, i.ifindex, i.attach_btf_id, i.attach_btf_obj_id, i.nr_func_info, i.nr_line_info,
+        i.nr_jited_ksyms,
+    )
 
 
 class Program(FDObject):
@@ -249,23 +280,7 @@ class Program(FDObject):
     # -- kernel object -------------------------------------------------------
 
     def info(self) -> ProgramInfo:
-        first = obj_info(self.fd, ProgInfoStruct, self.describe())
-        ids = (ctypes.c_uint32 * max(first.nr_map_ids, 1))()
-
-        def prepare(info: ProgInfoStruct) -> None:
-            info.nr_map_ids = first.nr_map_ids
-            info.map_ids = ctypes.addressof(ids)
-
-        i = obj_info(self.fd, ProgInfoStruct, self.describe(), prepare) if first.nr_map_ids else first
-        try:
-            ptype: ProgType | int = ProgType(i.type)
-        except ValueError:
-            ptype = i.type
-        return ProgramInfo(
-            ptype, i.id, i.name.decode(errors="replace"), bytes(i.tag).hex(), i.xlated_prog_len,
-            i.jited_prog_len, tuple(ids[:min(i.nr_map_ids, first.nr_map_ids)]), i.btf_id, i.run_time_ns,
-            i.run_cnt, i.verified_insns, bool(i.gpl_compatible & 1), i.load_time,
-        )
+        return program_info(self.fd, self.describe())
 
     @property
     def id(self) -> int:
