@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            ("getnext", "print the key after KEY (or the first key)"),
                            ("pin", "pin the map on bpffs"), ("freeze", "make the map read-only for user space")):
         s = sub.add_parser(verb, help=helptext, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-        s.add_argument("words", nargs="*", metavar="MAP ...",
+        s.add_argument("words", nargs=argparse.REMAINDER, metavar="MAP ...",
                        help=f"{selector_help('map')}, then key/value words like bpftool's")
         s.add_argument("--key", default=None, help="the key as an integer or JSON (instead of 'key ...')")
         s.add_argument("--value", default=None, help="the value as an integer or JSON (instead of 'value ...')")
@@ -177,6 +177,28 @@ def parse_option(text: str, size: int, what: str) -> bytes:
     return bytes(value)
 
 
+_FLAG_OPTIONS = {"-j": "json", "--json": "json", "-p": "pretty", "--pretty": "pretty", "-f": "bpffs",
+                 "--bpffs": "bpffs", "--pids": "pids"}
+_VALUE_OPTIONS = {"--key": "key", "--value": "value"}
+
+
+def _take_options(args: argparse.Namespace) -> list[str]:
+    """Options written among or after the map words (argparse leaves those in the remainder)."""
+    words, rest = list(args.words), []
+    while words:
+        word = words.pop(0)
+        name, eq, inline = word.partition("=")
+        if word in _FLAG_OPTIONS:
+            setattr(args, _FLAG_OPTIONS[word], True)
+        elif name in _VALUE_OPTIONS:
+            if not eq and not words:
+                raise BPFError(f"{name} needs a value")
+            setattr(args, _VALUE_OPTIONS[name], inline if eq else words.pop(0))
+        else:
+            rest.append(word)
+    return rest
+
+
 def _open_one(words: list[str]):
     """(Map, remaining words) for the MAP at the start of ``words``."""
     from ..kernel import Map
@@ -291,7 +313,7 @@ def _read_entries(m):
 
 
 def run_dump(args: argparse.Namespace) -> int:
-    m, rest = _open_one(args.words)
+    m, rest = _open_one(_take_options(args))
     with m:
         if rest:
             raise BPFError(f"unexpected arguments: {' '.join(rest)}")
@@ -306,7 +328,7 @@ def run_dump(args: argparse.Namespace) -> int:
 
 
 def run_lookup(args: argparse.Namespace) -> int:
-    m, rest = _open_one(args.words)
+    m, rest = _open_one(_take_options(args))
     with m:
         key, rest = _key(m, rest, args.key)
         _no_more(rest)
@@ -325,7 +347,7 @@ def run_lookup(args: argparse.Namespace) -> int:
 
 
 def run_update(args: argparse.Namespace) -> int:
-    m, rest = _open_one(args.words)
+    m, rest = _open_one(_take_options(args))
     from ..kernel.syscall import close_fd
 
     with m:
@@ -336,7 +358,10 @@ def run_update(args: argparse.Namespace) -> int:
             if rest and rest[0] in _FLAGS:
                 flags = _FLAGS[rest.pop(0)]
             _no_more(rest)
-            m.update_raw(key, value, flags)
+            try:
+                m.update_raw(key, value, flags)
+            except KeyError as exc:  # flags=exist on a missing key
+                raise MapError(f"update on {exc.args[0]}") from None
         finally:
             for fd in fds:
                 close_fd(fd)
@@ -344,7 +369,7 @@ def run_update(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    m, rest = _open_one(args.words)
+    m, rest = _open_one(_take_options(args))
     with m:
         key, rest = _key(m, rest, args.key)
         _no_more(rest)
@@ -354,7 +379,7 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def run_getnext(args: argparse.Namespace) -> int:
-    m, rest = _open_one(args.words)
+    m, rest = _open_one(_take_options(args))
     with m:
         key, rest = _key(m, rest, args.key, required=False)
         _no_more(rest)
@@ -369,7 +394,7 @@ def run_getnext(args: argparse.Namespace) -> int:
 
 
 def run_pin(args: argparse.Namespace) -> int:
-    m, rest = _open_one(args.words)
+    m, rest = _open_one(_take_options(args))
     with m:
         if len(rest) != 1:
             raise BPFError("usage: pybpf map pin MAP PATH")
@@ -378,7 +403,7 @@ def run_pin(args: argparse.Namespace) -> int:
 
 
 def run_freeze(args: argparse.Namespace) -> int:
-    m, rest = _open_one(args.words)
+    m, rest = _open_one(_take_options(args))
     with m:
         _no_more(rest)
         m.freeze()

@@ -49,26 +49,21 @@ class KernelSymbols:
     """/proc/kallsyms, sorted: resolve kernel addresses, look up names."""
 
     def __init__(self, path: str = "/proc/kallsyms"):
-        entries: list[tuple[int, str, str | None, str]] = []
         with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                addr = int(parts[0], 16)
-                module = parts[3][1:-1] if len(parts) > 3 and parts[3].startswith("[") else None
-                entries.append((addr, parts[2], module, parts[1]))
-        entries.sort(key=lambda e: e[0])
-        if entries and all(e[0] == 0 for e in entries[:100]):
+            rows = [line.split() for line in f.read().splitlines()]
+        rows = [r for r in rows if len(r) >= 3]
+        addrs = [int(r[0], 16) for r in rows]
+        if addrs and not any(addrs[:1000]):
             raise BPFError("/proc/kallsyms shows only zero addresses: kernel.kptr_restrict hides them from this "
                            "process (run as root or set kernel.kptr_restrict=0)")
-        self._addrs = [e[0] for e in entries]
-        self._names = [e[1] for e in entries]
-        self._modules = [e[2] for e in entries]
-        self._types = [e[3] for e in entries]
-        self._by_name: dict[str, int] = {}
-        for i, name in enumerate(self._names):
-            self._by_name.setdefault(name, i)
+        order = sorted(range(len(rows)), key=addrs.__getitem__)
+        self._addrs = [addrs[i] for i in order]
+        self._names = [rows[i][2] for i in order]
+        self._modules = [rows[i][3][1:-1] if len(rows[i]) > 3 else None for i in order]
+        self._types = [rows[i][1] for i in order]
+        n = len(order)
+        # the first symbol of a name wins (dict() keeps the last of duplicates, so feed it reversed)
+        self._by_name: dict[str, int] = dict(zip(reversed(self._names), range(n - 1, -1, -1)))
 
     def __len__(self) -> int:
         return len(self._addrs)
