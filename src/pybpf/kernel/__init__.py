@@ -13,7 +13,13 @@ from .features import (
     kernel_version, supports_helper, supports_map_type, supports_prog_type, require_map_type, require_prog_type,
 )
 from .fs import ensure_bpffs, online_cpus, possible_cpus, tracefs
-from .link import BPFLink, Link, LinkGroup, LinkInfo, PerfEventLink, SocketFilterLink
+from .cgroup import CGROUP_HOOKS, cgroup2_root
+from .features import probe_features
+from .introspect import enable_stats
+from .link import (
+    BPFLink, IterLink, Link, LinkGroup, LinkInfo, PerfEventLink, ProgAttachLink, SocketFilterLink, TCFilterLink,
+)
+from .usdt import USDTLink, USDTProbe, usdt_probes
 from .maps import BloomFilterMap, Map, MapInfo, MapOfMaps, ProgArray, QueueMap, RingBuf
 from .perf import HardwareEvent, PerfType, SoftwareEvent
 from .perfbuf import PerfBufReader, PerfEventArray
@@ -27,6 +33,8 @@ from .uapi import ANY, EXIST, NOEXIST, AttachType, LinkType, MapFlags, MapType, 
 from .verifier import SourceLine
 
 __all__ = [
+    "CGROUP_HOOKS", "IterLink", "ProgAttachLink", "TCFilterLink", "USDTLink", "USDTProbe", "cgroup2_root",
+    "enable_stats", "probe_features", "usdt_probes",
     "ANY", "EXIST", "NOEXIST", "AttachType", "BPFLink", "BloomFilterMap", "Codec", "Collection", "FoldedStacks",
     "Frame", "HardwareEvent", "KernelSymbols", "ProcessSymbols", "StackTraceMap", "decode_stack", "kernel_symbols",
     "IntCodec", "KernelBTF", "Link", "LinkGroup", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",
