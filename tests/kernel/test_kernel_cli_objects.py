@@ -79,6 +79,10 @@ def test_prog_show_matches_bpftool(loaded_by_bpftool):
     assert ours["name"] == "count_getppid_calls"  # the full name, from BTF, not the kernel's 15 characters
     assert pybpf("prog", "show", "id", str(pid), json_out=False) == bpftool("prog", "show", "id", str(pid),
                                                                            json_out=False)
+    # -f: where it is pinned, exactly as bpftool -f finds it
+    assert pybpf("prog", "show", "id", str(pid), "-f") == bpftool("-f", "prog", "show", "id", str(pid))
+    # --pids: this test process holds the program open
+    assert os.getpid() in [p["pid"] for p in pybpf("prog", "show", "id", str(pid), "--pids")["pids"]]
     listed = {p["id"]: p for p in pybpf("prog", "list")}
     assert {k: listed[pid].get(k) for k in PROG_FIELDS} == {k: theirs.get(k) for k in PROG_FIELDS}
     for how, value in (("name", "count_getppid_calls"), ("tag", theirs["tag"])):

@@ -507,7 +507,7 @@ def pinned_paths(kind: str, root: str = "/sys/fs/bpf") -> dict[int, list[str]]:
         for name in files:
             path = os.path.join(dirpath, name)
             try:
-                fd = obj_get(path, "object", flags=1)  # BPF_F_RDONLY is enough to read the id
+                fd = obj_get(path, "object")
             except (BPFError, OSError):
                 continue
             try:
