@@ -378,7 +378,9 @@ class TCFilterLink(Link):
 
     Holds the rtnetlink socket of the namespace it was made in; close() deletes
     the filter and, if this link created the clsact qdisc and no other filter
-    is left on it, the qdisc too.
+    is left on it, the qdisc too.  A filter is not an fd the kernel cleans up
+    with the process, so the same happens when the link is garbage-collected
+    or the interpreter exits (a SIGKILLed process leaves it: remove it with tc).
     """
 
     kind = "tc filter"
@@ -393,34 +395,37 @@ class TCFilterLink(Link):
         self.created_qdisc = created_qdisc
         self.program = program
         self.description = description
-        self._closed = False
+        self._remover = weakref.finalize(self, _remove_tc_filter, route, ifindex, parent, handle, priority,
+                                         created_qdisc)
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return not self._remover.alive
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        from .netlink import tc_parent
+        if self._remover.alive:
+            self._remover()
 
+
+def _remove_tc_filter(route: Any, ifindex: int, parent: int, handle: int, priority: int, created_qdisc: bool) -> None:
+    from .netlink import tc_parent
+
+    gone = (errno.ENOENT, errno.ENODEV, errno.EINVAL)  # the filter, qdisc or device is already gone
+    try:
         try:
+            route.delete_filter(ifindex, parent, handle, priority)
+        except BPFError as exc:
+            if getattr(exc, "errno", None) not in gone:
+                raise
+        if created_qdisc:
             try:
-                self.route.delete_filter(self.ifindex, self.parent, self.handle, self.priority)
+                if not [m for d in ("ingress", "egress") for m in route.filters(ifindex, tc_parent(d))]:
+                    route.delete_clsact(ifindex)
             except BPFError as exc:
-                if getattr(exc, "errno", None) not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
+                if getattr(exc, "errno", None) not in gone:
                     raise
-            if self.created_qdisc:
-                try:
-                    left = [m for d in ("ingress", "egress") for m in self.route.filters(self.ifindex, tc_parent(d))]
-                    if not left:
-                        self.route.delete_clsact(self.ifindex)
-                except BPFError as exc:
-                    if getattr(exc, "errno", None) not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
-                        raise
-        finally:
-            self.route.close()
+    finally:
+        route.close()
 
 
 class LinkGroup(Link):

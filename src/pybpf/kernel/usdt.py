@@ -18,6 +18,7 @@ import os
 import re
 import struct
 import threading
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -215,8 +216,8 @@ def _adjust_semaphore(pid: int, address: int, delta: int) -> None:
 
 
 class USDTLink(LinkGroup):
-    """The uprobes of one USDT probe; closing detaches them, frees their spec ids and lowers the
-    semaphores raised through /proc/PID/mem."""
+    """The uprobes of one USDT probe; closing (or garbage collection) detaches them, frees their spec
+    ids and ip map entries, and lowers the semaphores raised through /proc/PID/mem."""
 
     kind = "usdt"
 
@@ -224,28 +225,28 @@ class USDTLink(LinkGroup):
                  ip_map: Any = None, ips: list[int] = (), semaphores: list[tuple[int, int]] = ()):
         super().__init__(links, program=program, description=description)
         self.spec_ids = spec_ids
-        self._specs_map_id = specs_map_id
-        self._ip_map = ip_map
-        self._ips = list(ips)
-        self._semaphores = list(semaphores)
-        self._done = False
+        self._undo = weakref.finalize(self, _undo_usdt, list(semaphores), ip_map, list(ips), specs_map_id, spec_ids)
 
     def close(self) -> None:
-        if self._done:
-            return
-        self._done = True
         try:
             super().close()
         finally:
-            for pid, addr in self._semaphores:
-                try:
-                    _adjust_semaphore(pid, addr, -1)
-                except OSError:
-                    pass  # the process is gone
-            if self._ip_map is not None and not self._ip_map.closed:
-                for ip in self._ips:
-                    self._ip_map.delete(ip)
-            _release_ids(self._specs_map_id, self.spec_ids)
+            if self._undo.alive:
+                self._undo()
+
+
+def _undo_usdt(semaphores: list[tuple[int, int]], ip_map: Any, ips: list[int], specs_map_id: int,
+               spec_ids: list[int]) -> None:
+    for pid, addr in semaphores:
+        try:
+            _adjust_semaphore(pid, addr, -1)
+        except OSError:
+            pass  # the process is gone
+    if ip_map is not None and not ip_map.closed:
+        for ip in ips:
+            ip_map.delete_raw(ip.to_bytes(8, "little", signed=True))
+        ip_map.close()
+    _release_ids(specs_map_id, spec_ids)
 
 
 def _program_maps(prog: Any) -> dict[str, Any]:
@@ -360,7 +361,7 @@ def _attach_sites(prog, path, elf, sites, what, pid, cookie, specs_map, ip_map, 
                 pass
         if ip_map is not None:
             for ip in ips:
-                ip_map.delete(ip)
+                ip_map.delete_raw(ip.to_bytes(8, "little", signed=True))
         _release_ids(map_id, ids)
         if isinstance(exc, OSError) and not isinstance(exc, BPFError):
             raise LinkError(f"cannot attach {what}: {exc}") from None
