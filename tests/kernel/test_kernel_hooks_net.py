@@ -329,3 +329,23 @@ def test_sk_skb_stream_verdict_redirects_received_data():
     finally:
         for s in (c1, s1, c2, s2, listener):
             s.close()
+
+
+def test_tc_filter_of_an_exiting_process_is_removed():
+    from conftest import ROOT
+
+    script = (
+        "import sys\n"
+        "from pybpf.isa import Instruction as I\n"
+        "from pybpf.kernel import Program, ProgType\n"
+        "p = Program.load(ProgType.SCHED_CLS, [I(0xB7, 0, 0, 0, 0), I(0x95)], name='leaky')\n"
+        "link = p.attach_tc(sys.argv[1], 'ingress', mode='netlink')\n"
+        "print(link.handle, flush=True)\n"  # exits without closing anything
+    )
+    with veth_pair_in_namespaces() as (ns_a, if_a, *_):
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        out = subprocess.run(["ip", "netns", "exec", ns_a, "python3", "-c", script, if_a], capture_output=True,
+                             text=True, env=env, timeout=30)
+        assert out.returncode == 0 and int(out.stdout) > 0, out.stderr
+        assert "bpf" not in _tc(ns_a, "filter", "show", "dev", if_a, "ingress")
+        assert "clsact" not in _tc(ns_a, "qdisc", "show", "dev", if_a)
