@@ -13,6 +13,8 @@ from ..errors import BPFError
 COMMAND_MODULES: tuple[str, ...] = (
     "tracepipe",
     "prog", "map", "link", "btf", "feature",
+    "capture",
+    "seccomp",
 )
 
 
