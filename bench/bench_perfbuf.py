@@ -32,7 +32,7 @@ sys.path.insert(0, HERE)
 
 import bench_ringbuf  # noqa: E402
 from pybpf.isa import Instruction as I  # noqa: E402
-from pybpf.kernel import IntCodec, Map, MapType, PerfBufReader, Program, ProgType, StructCodec  # noqa: E402
+from pybpf.kernel import Map, MapType, PerfBufReader, Program, ProgType, StructCodec  # noqa: E402
 
 PER_RUN = 1000
 PAGES = 4096  # 16 MiB per CPU

@@ -3,7 +3,6 @@ on a veth pair between two namespaces, netfilter, sk_lookup, sockmap redirection
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import subprocess

@@ -179,11 +179,6 @@ class BTFStrings:
     string table, and walks the type records only to find each one's name.
     """
 
-    _KIND_EXTRA = {1: 4, 3: 12, 4: None, 5: None, 6: None, 13: None, 14: 4, 15: None, 17: 4, 19: None}
-    KIND_NAMES = {1: "INT", 2: "PTR", 3: "ARRAY", 4: "STRUCT", 5: "UNION", 6: "ENUM", 7: "FWD", 8: "TYPEDEF",
-                  9: "VOLATILE", 10: "CONST", 11: "RESTRICT", 12: "FUNC", 13: "FUNC_PROTO", 14: "VAR",
-                  15: "DATASEC", 16: "FLOAT", 17: "DECL_TAG", 18: "TYPE_TAG", 19: "ENUM64"}
-
     def __init__(self, data: bytes, base: "BTFStrings | None" = None):
         if len(data) < 24:
             raise BPFError(f"BTF of {len(data)} bytes is too short for a header")
@@ -192,7 +187,6 @@ class BTFStrings:
             raise BPFError(f"not BTF data (magic {magic:#x})")
         self.strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
         self.base = base
-        self.first_id = (len(base.types) if base else 1)
         self.types: list[tuple[int, int, int]] = list(base.types) if base else [(0, 0, 0)]  # (kind, name_off, type)
         types = data[hdr_len + type_off:hdr_len + type_off + type_len]
         off = 0
@@ -200,20 +194,15 @@ class BTFStrings:
             name_off, info, size_type = struct.unpack_from("<III", types, off)
             kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
             off += 12
-            if kind in (4, 5):
+            if kind in (4, 5, 15, 19):       # struct/union members, datasec vars, enum64 values: 12 bytes each
                 off += 12 * vlen
-            elif kind in (6, 13):
+            elif kind in (6, 13):            # enum values, func_proto params: 8 bytes each
                 off += 8 * vlen
-            elif kind == 15:
-                off += 12 * vlen
-            elif kind == 19:
-                off += 12 * vlen
-            elif kind in (1, 14, 17):
+            elif kind in (1, 14, 17):        # int encoding, var linkage, decl_tag component: 4 bytes
                 off += 4
-            elif kind == 3:
+            elif kind == 3:                  # struct btf_array
                 off += 12
             self.types.append((kind, name_off, size_type))
-        self._own = len(self.types) - (len(base.types) if base else 0)
 
     def string(self, offset: int) -> str:
         if self.base is not None:
