@@ -360,7 +360,9 @@ def link_record(fd: int, *, owners: dict | None = None, pinned: list[str] | None
         rec["cookie"] = d.get("cookie", 0)
     elif t == LinkType.TRACING:
         try:
-            with _borrowed_prog(info.prog_id) as p:
+            from .program import Program
+
+            with Program.from_id(info.prog_id) as p:
                 ptype = int(p.type)
             rec["prog_type"] = type_name(ProgType, ptype) or ptype
         except BPFError:
@@ -410,19 +412,6 @@ def link_record(fd: int, *, owners: dict | None = None, pinned: list[str] | None
     return rec
 
 
-class _borrowed_prog:
-    def __init__(self, prog_id: int):
-        from .program import Program
-
-        self.prog = Program.from_id(prog_id)
-
-    def __enter__(self):
-        return self.prog
-
-    def __exit__(self, *exc):
-        self.prog.close()
-
-
 def btf_record(fd: int, users: dict[int, tuple[list[int], list[int]]] | None = None,
                owners: dict | None = None) -> dict:
     """A BTF object as ``bpftool -j btf list`` describes it (``users``: btf id -> (prog ids, map ids))."""
@@ -443,28 +432,15 @@ def btf_users() -> dict[int, tuple[list[int], list[int]]]:
     from .maps import MapInfo
 
     users: dict[int, tuple[list[int], list[int]]] = {}
-    for pid, fd in each_object("prog"):
-        with _closing(fd):
-            btf_id = program_info(fd).btf_id
-        if btf_id:
-            users.setdefault(btf_id, ([], []))[0].append(pid)
-    for mid, fd in each_object("map"):
-        with _closing(fd):
-            btf_id = MapInfo.of_fd(fd).btf_id
-        if btf_id:
-            users.setdefault(btf_id, ([], []))[1].append(mid)
+    for kind, read, slot in (("prog", program_info, 0), ("map", MapInfo.of_fd, 1)):
+        for obj_id, fd in each_object(kind):
+            try:
+                btf_id = read(fd).btf_id
+            finally:
+                close_fd(fd)
+            if btf_id:
+                users.setdefault(btf_id, ([], []))[slot].append(obj_id)
     return users
-
-
-class _closing:
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def __enter__(self):
-        return self.fd
-
-    def __exit__(self, *exc):
-        close_fd(self.fd)
 
 
 _CMDS = {"prog": (prog_ids, Cmd.PROG_GET_FD_BY_ID, "program"), "map": (map_ids, Cmd.MAP_GET_FD_BY_ID, "map"),
