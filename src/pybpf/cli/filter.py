@@ -8,7 +8,7 @@ import sys
 from ..cbpf import compile as compile_filter
 from ..cbpf import linktypes
 from ..cbpf.text import dump
-from ..errors import FilterSyntaxError
+from ..errors import BPFError, FilterSyntaxError
 
 EPILOG = """\
 The expression uses tcpdump's pcap-filter(7) language; several words are joined
@@ -21,6 +21,8 @@ examples:
   pybpf filter -ddd udp                          # decimal, count first (iptables -m bpf)
   pybpf filter -O 'ip[2:2] > 576'                # unoptimized, like tcpdump -O -d
   pybpf filter -y LINUX_SLL2 -s 96 'icmp[icmptype] == icmp-echo'
+  pybpf filter -r in.pcap tcp port 443                 # count matching packets (libpcap semantics)
+  pybpf filter -r in.pcapng -w out.pcap 'host 198.18.0.1'   # keep the matching packets
 
 link types (-y): """ + ", ".join(linktypes.SUPPORTED) + """
 
@@ -50,10 +52,19 @@ def register(subparsers) -> None:
                    help="snap length the program returns for accepted packets (default 262144)")
     p.add_argument("--netmask", default=None, metavar="MASK",
                    help="IPv4 netmask for 'ip broadcast' (e.g. 255.255.255.0)")
+    p.add_argument("-r", dest="read", metavar="FILE",
+                   help="filter the packets of a pcap/pcapng file (link type taken from the file) "
+                        "instead of printing the program")
+    p.add_argument("-w", dest="write", metavar="OUT",
+                   help="with -r: write the accepted packets (cut to the returned snap length) to a pcap file")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.write and not args.read:
+        raise BPFError("-w needs -r FILE: pybpf filter writes the packets of a file that the filter accepts")
+    if args.read:
+        return _filter_file(args)
     expression = " ".join(args.expression)
     netmask = 0xFFFFFFFF
     if args.netmask is not None:
@@ -68,4 +79,42 @@ def run(args) -> int:
         print(f"pybpf: error: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(dump(program, max(args.dump, 1)))
+    return 0
+
+
+def _filter_file(args) -> int:
+    """Run the filter over a capture file like `tcpdump -r FILE [-w OUT] EXPR` (userspace bpf_filter)."""
+    from ..cbpf.machine import Machine
+    from ..cbpf.pcap import CaptureReader, open_writer
+
+    expression = " ".join(args.expression)
+    with CaptureReader(args.read) as reader:
+        dlt = linktypes.from_linktype(reader.linktype)
+        snaplen = args.snaplen if args.snaplen > 0 else (reader.snaplen or 262144)
+        netmask = 0xFFFFFFFF
+        if args.netmask is not None:
+            import ipaddress
+
+            netmask = int(ipaddress.IPv4Address(args.netmask))
+        try:
+            program = compile_filter(expression, dlt, snaplen, not args.no_optimize, netmask)
+        except FilterSyntaxError as exc:
+            print(f"pybpf: error: {exc}", file=sys.stderr)
+            return 1
+        machine = Machine(program, "pcap")
+        writer = open_writer(args.write, "pcap", reader.linktype, snaplen) if args.write else None
+        seen = accepted = 0
+        try:
+            for packet in reader:
+                seen += 1
+                keep = machine.run(packet.data, packet.wirelen)
+                if keep:
+                    accepted += 1
+                    if writer is not None:
+                        writer.write(packet.data[:keep], packet.ts_ns, packet.wirelen)
+        finally:
+            if writer is not None:
+                writer.close()
+    print(f"{accepted} of {seen} packets matched {expression or '(empty filter)'!r}"
+          + (f"; written to {args.write}" if args.write else ""), file=sys.stderr if args.write else sys.stdout)
     return 0
