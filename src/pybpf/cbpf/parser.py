@@ -345,7 +345,7 @@ class Parser:
             # '-' arth %prec UMINUS: reduce before any declared operator, shift '%' and '^'
             while self.peek() in ("%", "^"):
                 op = self.take().kind
-                inner = ("arth", _ARITH[op], inner, self.arth_rest_for_shift())
+                inner = ("arth", _ARITH[op], inner, self.arth())
             return ("neg", inner)
         if kind == "NUM":
             return ("loadi", self.take().value)
@@ -365,9 +365,6 @@ class Parser:
             self.expect("]")
             return ("load", proto, index, size)
         self.fail()
-
-    def arth_rest_for_shift(self):
-        return self.arth()
 
     def paren_narth(self):
         self.expect("(")
