@@ -1357,6 +1357,43 @@ class CodeGen:
         self.off_nl_nosnap = 0
         return b0
 
+    # -- 802.2 LLC ----------------------------------------------------------------------
+    def gen_llc_internal(self) -> Block:
+        if self.linktype != DLT_EN10MB:
+            bpf_error(f"'llc' not supported for {linktypes.description(self.linktype)}")
+        b0 = self.gen_cmp_gt(OR_LINKTYPE, 0, I.H, ETHERMTU)
+        gen_not(b0)
+        b1 = self.gen_cmp(OR_LLC, 0, I.H, 0xFFFF)
+        gen_not(b1)
+        gen_and(b0, b1)
+        return b1
+
+    def gen_llc(self, name: str | None) -> Block:
+        """`llc`, `llc i|s|u`, `llc rr|rnr|rej` (S frames), `llc ui|ua|disc|dm|sabme|test|xid|frmr` (U)."""
+        if name is None:
+            return self.gen_llc_internal()
+        lname = name.lower()
+        s_subtypes = {"rr": 0x01, "rnr": 0x05, "rej": 0x09}
+        u_subtypes = {"ui": 0x03, "ua": 0x63, "disc": 0x43, "dm": 0x0F, "sabme": 0x6F, "test": 0xE3, "xid": 0xAF,
+                      "frmr": 0x87}
+        if lname not in ("i", "s", "u") and lname not in s_subtypes and lname not in u_subtypes:
+            bpf_error(f'unknown LLC type name "{name}"')
+        b0 = self.gen_llc_internal()
+        if lname == "i":
+            b1 = Block(JMP(I.JSET), 0x01)
+            b1.stmts = self.gen_load_a(OR_LLC, 2, I.B)
+            gen_not(b1)
+        elif lname == "s":
+            b1 = self.gen_mcmp(OR_LLC, 2, I.B, 1, 0x03)
+        elif lname == "u":
+            b1 = self.gen_mcmp(OR_LLC, 2, I.B, 3, 0x03)
+        elif lname in s_subtypes:
+            b1 = self.gen_mcmp(OR_LLC, 2, I.B, s_subtypes[lname], 0x0F)
+        else:
+            b1 = self.gen_mcmp(OR_LLC, 2, I.B, u_subtypes[lname], 0xEF)
+        gen_and(b0, b1)
+        return b1
+
     # -- Geneve -------------------------------------------------------------------------
     def gen_geneve_check(self, gen_portfn, offrel: int, vni: int | None) -> Block:
         b0 = gen_portfn(GENEVE_PORT, IPPROTO_UDP, Q_DST)
@@ -1482,7 +1519,9 @@ class CodeGen:
         if kind == "unsupported":
             raise NotSupportedError(f"the filter primitive '{node[1]}'",
                                     reason="it applies to link-layer types pybpf does not compile for "
-                                           "(ATM, SS7, pflog, 802.11, LLC)")
+                                           "(ATM, SS7, pflog, 802.11)")
+        if kind == "llc":
+            return self.gen_llc(node[1])
         return self.other(node)
 
     def other(self, node) -> Block:

@@ -49,7 +49,7 @@ UNSUPPORTED = {
     "LANE", "METAC", "BCC", "OAMF4EC", "OAMF4SC", "SC", "ILMIC", "OAM", "OAMF4", "CONNECTMSG",
     "METACONNECT", "VPI", "VCI", "FISU", "LSSU", "MSU", "HFISU", "HLSSU", "HMSU", "SIO", "OPC", "DPC", "SLS",
     "HSIO", "HOPC", "HDPC", "HSLS", "PF_IFNAME", "PF_RSET", "PF_RNR", "PF_SRNR", "PF_REASON", "PF_ACTION",
-    "TYPE", "SUBTYPE", "DIR", "LLC",
+    "TYPE", "SUBTYPE", "DIR",
 }
 
 
@@ -178,6 +178,14 @@ class Parser:
             self.take()
             num = self.pnum() if self.peek() in ("NUM", "(") else None
             return ("other", kind, num), QERR
+        if kind == "LLC":
+            self.take()
+            if self.peek() == "PF_RNR":
+                self.take()
+                return ("llc", "rnr"), QERR
+            if self.peek() == "ID":
+                return ("llc", self.take().value), QERR
+            return ("llc", None), QERR
         if kind in UNSUPPORTED:
             return self.unsupported()
         if kind in ("NUM", "LEN", "-"):
