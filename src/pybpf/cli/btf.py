@@ -1,4 +1,9 @@
-"""`pybpf btf`: dump BTF as bpftool does (raw listing, JSON, or a C header like vmlinux.h)."""
+"""`pybpf btf`: BTF files and the kernel's BTF objects.
+
+``dump`` and ``ext`` read BTF from files (raw BTF, /sys/kernel/btf/*, ELF objects) and
+print it as bpftool does; ``list``/``show`` list the BTF objects loaded in the kernel,
+like `bpftool btf list`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from .bpfobjects import add_output_options, each_selected, print_json, selector_help, wants_json
 
 EPILOG = """\
 examples:
@@ -20,6 +27,8 @@ examples:
   pybpf btf dump vmlinux.btf --type task_struct --format c
                                           one type and everything it needs
   pybpf btf ext prog.bpf.o                .BTF.ext: func_info, line_info (with source) and CO-RE relocations
+  pybpf btf list                          BTF objects in the kernel, with the programs and maps using them
+  pybpf btf show 1 --json                 vmlinux's BTF object as JSON (bpftool -j field names)
 
 FILE is raw BTF (/sys/kernel/btf/*, a .btf file) or an ELF file with a .BTF section.
 The C output is declaration for declaration what `bpftool btf dump file FILE format c`
@@ -29,8 +38,9 @@ prints, so a diff against bpftool's vmlinux.h is empty.
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "btf", help="dump BTF type information (raw, JSON or as a C header)",
-        description="Inspect BTF: the type information of BPF objects, the kernel and its modules.",
+        "btf", help="dump BTF files (raw, JSON, C header) and list the kernel's BTF objects",
+        description="Inspect BTF, the type information of BPF objects, the kernel and its modules: dump\n"
+                    "files as bpftool does, or list the BTF objects loaded in the kernel.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="btf_command", metavar="SUBCOMMAND")
 
@@ -54,6 +64,12 @@ def register(subparsers) -> None:
     e.add_argument("file", metavar="OBJ", help="BPF ELF object compiled with clang -g")
     e.add_argument("--json", "-j", action="store_true", help="print as JSON")
     e.set_defaults(func=run_ext)
+
+    for verb in ("list", "show"):
+        s = sub.add_parser(verb, help="show BTF objects loaded in the kernel (all, or the ones given)")
+        s.add_argument("btf", nargs="*", metavar="BTF", help=selector_help("btf"))
+        add_output_options(s)
+        s.set_defaults(func=run_show)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -119,3 +135,29 @@ def run_ext(args) -> int:
     else:
         _write(ext.describe())
     return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from ..kernel.introspect import btf_record, btf_users, object_owners
+
+    users = btf_users()
+    owners = object_owners(("btf",)) if args.pids else None
+    records = [btf_record(fd, users, owners) for fd in each_selected("btf", args.btf)]
+    if wants_json(args):
+        print_json(records if not args.btf or len(records) != 1 else records[0], args.pretty)
+    else:
+        for rec in records:
+            print(format_plain(rec))
+    return 0
+
+
+def format_plain(rec: dict) -> str:
+    name = rec.get("name")
+    out = f"{rec['id']}: name " + (f"[{name}]" if rec["kernel"] else (name or "<anon>")) + f"  size {rec['size']}B"
+    if rec["prog_ids"]:
+        out += "  prog_ids " + ",".join(map(str, rec["prog_ids"]))
+    if rec["map_ids"]:
+        out += "  map_ids " + ",".join(map(str, rec["map_ids"]))
+    if rec.get("pids"):
+        out += "\n\tpids " + ", ".join(f"{p['comm']}({p['pid']})" for p in rec["pids"])
+    return out
