@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import struct
 import time
@@ -196,7 +195,7 @@ def test_from_elf_and_from_bytes_agree(obj, btf):
 
 def test_type_objects_are_immutable_and_comparable(btf):
     t = btf.find("struct inner")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="immutable"):
         t.name = "x"  # type: ignore[misc]
     assert t == btf[t.id] and t is btf[t.id]
     assert t.describe() == "struct inner"
@@ -232,7 +231,7 @@ def test_reencoding_every_type_gives_the_same_bytes(btf):
 def test_modify_add_and_serialize(btf):
     copy = BTF.from_bytes(btf.to_bytes())
     inner = copy.find("struct inner")
-    copy.replace(inner.id, dataclasses.replace(inner, name="inner_renamed",
+    copy.replace(inner.id, inner.replace(name="inner_renamed",
                                                members=inner.members + (Member("extra", inner.members[0].type_id, 64),),
                                                size=12))
     new_id = copy.add(Struct(name="brand_new", size=4, members=(Member("v", copy.find("int").id, 0),)))

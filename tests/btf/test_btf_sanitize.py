@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 from btf_testlib import ALL_KINDS
@@ -12,7 +11,7 @@ from pybpf.btf import BTF, BTFFeatures, Kind, fixup_datasecs, needs_sanitizing, 
 from pybpf.elf.reader import ELFFile
 from pybpf.errors import BTFError, BTFLoadError
 
-FEATURES = [f.name for f in dataclasses.fields(BTFFeatures)]
+FEATURES = list(BTFFeatures.names())
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_fixup_names_what_is_missing(raw, elf):
 
 @pytest.mark.parametrize("feature", FEATURES)
 def test_sanitize_one_feature(fixed, feature):
-    features = dataclasses.replace(BTFFeatures(), **{feature: False})
+    features = BTFFeatures(**{feature: False})
     assert needs_sanitizing(fixed, features)
     out = sanitize(fixed, features)
     assert len(out) >= len(fixed)
@@ -109,7 +108,7 @@ def test_kernel_rejects_raw_clang_btf_and_accepts_fixed(raw, fixed):
 def test_kernel_accepts_sanitized_btf(fixed, feature):
     from pybpf.kernel import KernelBTF
 
-    with KernelBTF.load(sanitize(fixed, dataclasses.replace(BTFFeatures(), **{feature: False})).to_bytes()):
+    with KernelBTF.load(sanitize(fixed, BTFFeatures(**{feature: False})).to_bytes()):
         pass
 
 
@@ -118,7 +117,7 @@ def test_kernel_accepts_btf_sanitized_for_the_oldest_kernels(fixed):
     from pybpf.kernel import KernelBTF
 
     # everything but FUNC: a modern kernel insists on named enumerators, which FUNC_PROTO-as-ENUM lacks
-    with KernelBTF.load(sanitize(fixed, dataclasses.replace(BTFFeatures.none(), func=True)).to_bytes()):
+    with KernelBTF.load(sanitize(fixed, BTFFeatures.none().replace(func=True)).to_bytes()):
         pass
 
 

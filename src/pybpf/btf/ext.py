@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import BTFError
 from .btf import BTF
 from .layout import BTF_MAGIC
+from .record import frozen_record
 from .types import Kind
 
 _EXT_HEADER = struct.Struct("<HBBI")  # magic, version, flags, hdr_len
@@ -62,7 +62,7 @@ class CoreReloKind(enum.IntEnum):
         return self in (CoreReloKind.ENUMVAL_EXISTS, CoreReloKind.ENUMVAL_VALUE)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record()
 class FuncInfo:
     """The BTF FUNC of the function starting at ``insn_off`` (bytes into its ELF section)."""
 
@@ -78,7 +78,7 @@ class FuncInfo:
         return _FUNC_INFO.pack(insn_index, self.type_id)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(hidden=("file_name_off", "line_off"))
 class LineInfo:
     """Source position of the instruction at ``insn_off``: file, line, column and the line's text."""
 
@@ -87,8 +87,8 @@ class LineInfo:
     line_text: str
     line: int
     column: int
-    file_name_off: int = field(repr=False, default=0)
-    line_off: int = field(repr=False, default=0)
+    file_name_off: int = 0
+    line_off: int = 0
 
     @property
     def insn_index(self) -> int:
@@ -106,7 +106,7 @@ class LineInfo:
         return f"{self.file_name}:{self.line}:{self.column}: {self.line_text.strip()}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(hidden=("access_str_off",))
 class CoreRelo:
     """A CO-RE relocation: what the instruction at ``insn_off`` asks about type ``type_id``."""
 
@@ -114,7 +114,7 @@ class CoreRelo:
     type_id: int
     access_str: str
     kind: CoreReloKind | int
-    access_str_off: int = field(repr=False, default=0)
+    access_str_off: int = 0
 
     @property
     def insn_index(self) -> int:
@@ -179,13 +179,13 @@ def _describe_access(btf: BTF, relo: CoreRelo) -> str:
     return text
 
 
-@dataclass
 class ExtSection:
     """Records of one kind for one ELF code section."""
 
-    name: str
-    records: list[Any]
-    name_off: int = 0
+    def __init__(self, name: str, records: list[Any], name_off: int = 0):
+        self.name = name
+        self.records = records
+        self.name_off = name_off
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.records)
@@ -193,18 +193,31 @@ class ExtSection:
     def __len__(self) -> int:
         return len(self.records)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExtSection):
+            return NotImplemented
+        return (self.name, self.records) == (other.name, other.records)
 
-@dataclass
+    def __repr__(self) -> str:
+        return f"ExtSection({self.name!r}, {len(self.records)} records)"
+
+
 class BTFExt:
     """A parsed .BTF.ext: records by ELF section name, plus the record sizes clang used."""
 
-    btf: BTF
-    func_info: dict[str, ExtSection] = field(default_factory=dict)
-    line_info: dict[str, ExtSection] = field(default_factory=dict)
-    core_relos: dict[str, ExtSection] = field(default_factory=dict)
-    func_info_rec_size: int = _FUNC_INFO.size
-    line_info_rec_size: int = _LINE_INFO.size
-    core_relo_rec_size: int = _CORE_RELO.size
+    def __init__(self, btf: BTF):
+        self.btf = btf
+        self.func_info: dict[str, ExtSection] = {}
+        self.line_info: dict[str, ExtSection] = {}
+        self.core_relos: dict[str, ExtSection] = {}
+        self.func_info_rec_size = _FUNC_INFO.size
+        self.line_info_rec_size = _LINE_INFO.size
+        self.core_relo_rec_size = _CORE_RELO.size
+
+    def __repr__(self) -> str:
+        count = {k: sum(len(s) for s in getattr(self, k).values()) for k in ("func_info", "line_info", "core_relos")}
+        return f"<BTFExt of {self.btf.name}: {count['func_info']} func_info, {count['line_info']} line_info, " \
+               f"{count['core_relos']} CO-RE relocations>"
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview, btf: BTF) -> "BTFExt":

@@ -18,12 +18,11 @@ blobs to try loading) and calls them before BPF_BTF_LOAD.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BTFError
 from .btf import BTF
+from .record import frozen_record
 from .types import (
     Const,
     Datasec,
@@ -45,7 +44,7 @@ KCONFIG_SECTION = ".kconfig"
 KSYMS_SECTION = ".ksyms"
 
 
-@dataclass(frozen=True)
+@frozen_record(kw_only=True)
 class BTFFeatures:
     """Which BTF kinds the target kernel accepts (all of them by default)."""
 
@@ -58,12 +57,16 @@ class BTFFeatures:
     enum64: bool = True  # ENUM64 and signed ENUMs (6.0+)
 
     @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return cls._init_fields  # type: ignore[attr-defined]
+
+    @classmethod
     def none(cls) -> "BTFFeatures":
         """A kernel with plain BTF only (what sanitizing for the oldest BTF-capable kernel assumes)."""
-        return cls(**{f.name: False for f in dataclasses.fields(cls)})
+        return cls(**{name: False for name in cls.names()})
 
     def missing(self) -> list[str]:
-        return [f.name for f in dataclasses.fields(self) if not getattr(self, f.name)]
+        return [name for name in self.names() if not getattr(self, name)]
 
 
 def needs_sanitizing(btf: BTF, features: BTFFeatures) -> bool:
@@ -104,14 +107,14 @@ def sanitize(btf: BTF, features: BTFFeatures) -> BTF:
         elif kind == Kind.FUNC and not f.func:
             new = Typedef(name=t.name, type_id=t.type_id)  # type: ignore[attr-defined]
         elif kind == Kind.FUNC and not f.func_global and t.linkage != FuncLinkage.STATIC:  # type: ignore[attr-defined]
-            new = dataclasses.replace(t, linkage=FuncLinkage.STATIC)
+            new = t.replace(linkage=FuncLinkage.STATIC)
         elif kind == Kind.FLOAT and not f.float:
             # an anonymous empty struct of the same size ("float" is not a valid struct name)
             new = Struct(name="", size=t.size)  # type: ignore[attr-defined]
         elif kind == Kind.TYPE_TAG and not f.type_tag:
             new = Const(type_id=t.type_id)  # type: ignore[attr-defined]
         elif kind == Kind.ENUM and not f.enum64 and t.signed:  # type: ignore[attr-defined]
-            new = dataclasses.replace(t, signed=False)
+            new = t.replace(signed=False)
         elif kind == Kind.ENUM64 and not f.enum64:
             if placeholder is None:
                 placeholder = out.add(Int(name="enum64_placeholder", size=1))
@@ -142,7 +145,7 @@ def fixup_datasecs(btf: BTF, elf: Any) -> BTF:
     for sec in list(btf.types(Kind.DATASEC)):
         assert isinstance(sec, Datasec)
         if sec.name in (KCONFIG_SECTION, KSYMS_SECTION):
-            out.replace(sec.id, dataclasses.replace(sec, vars=tuple(sorted(sec.vars, key=lambda v: v.offset))))  # type: ignore[arg-type]
+            out.replace(sec.id, sec.replace(vars=tuple(sorted(sec.vars, key=lambda v: v.offset))))  # type: ignore[arg-type]
             continue
         size = sec.size
         fix_offsets = size == 0
@@ -168,7 +171,7 @@ def fixup_datasecs(btf: BTF, elf: Any) -> BTF:
                 if fix_offsets:
                     offset = sym.value
                 if sym.visibility in (1, 2):  # STV_INTERNAL, STV_HIDDEN: global in name only
-                    out.replace(var.id, dataclasses.replace(var, linkage=VarLinkage.STATIC))  # type: ignore[arg-type]
+                    out.replace(var.id, var.replace(linkage=VarLinkage.STATIC))  # type: ignore[arg-type]
             elif linkage == VarLinkage.STATIC and fix_offsets and shndx is not None:
                 # libbpf leaves statics at 0; when the object has exactly one local symbol for
                 # the variable in that section, its value is the offset
@@ -207,6 +210,6 @@ def probe_btf(feature: str) -> bytes:
     elif feature == "enum64":
         b.add(Enum64(name="enum64", size=8))
     elif feature != "btf":
-        names = ", ".join(["btf"] + [f.name for f in dataclasses.fields(BTFFeatures)])
+        names = ", ".join(("btf",) + BTFFeatures.names())
         raise ValueError(f"unknown BTF feature {feature!r}; expected one of {names}")
     return b.to_bytes()

@@ -3,7 +3,7 @@
 Objects are views a :class:`~pybpf.btf.BTF` builds on demand (``btf[id]``);
 they carry their ``id`` and the ``btf`` they came from so references resolve
 (``ptr.type``, ``member.type``).  They are frozen: to change BTF, build a new
-object (``dataclasses.replace(t, name="x")`` or a constructor) and hand it to
+object (``t.replace(name="x")`` or a constructor) and hand it to
 ``BTF.replace(id, obj)`` or ``BTF.add(obj)``.  That keeps the raw BTF the one
 source of truth, so the fast paths (name index, C dump) never see stale data.
 """
@@ -11,8 +11,9 @@ source of truth, so the fast paths (name index, C dump) never see stale data.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
+
+from .record import frozen_record
 
 if TYPE_CHECKING:
     from .btf import BTF
@@ -88,7 +89,7 @@ class VarLinkage(enum.IntEnum):
 # --- parts of composite types ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(hidden=("btf",), uncompared=("btf",), detached=("btf",))
 class Member:
     """A struct/union member; ``offset`` is in bits from the start of the struct."""
 
@@ -96,7 +97,7 @@ class Member:
     type_id: int
     offset: int
     bitfield_size: int = 0
-    btf: "BTF | None" = field(default=None, compare=False, repr=False)
+    btf: "BTF | None" = None
 
     @property
     def type(self) -> "Type":
@@ -107,33 +108,33 @@ class Member:
         return self.offset // 8
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record()
 class EnumValue:
     name: str
     value: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(hidden=("btf",), uncompared=("btf",), detached=("btf",))
 class Param:
     """A function prototype parameter; a last parameter of type 0 means '...'."""
 
     name: str
     type_id: int
-    btf: "BTF | None" = field(default=None, compare=False, repr=False)
+    btf: "BTF | None" = None
 
     @property
     def type(self) -> "Type":
         return _bound(self.btf, self)[self.type_id]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(hidden=("btf",), uncompared=("btf",), detached=("btf",))
 class VarSecinfo:
     """A variable placed in a DATASEC: its VAR (or FUNC for externs), offset and size in bytes."""
 
     type_id: int
     offset: int
     size: int
-    btf: "BTF | None" = field(default=None, compare=False, repr=False)
+    btf: "BTF | None" = None
 
     @property
     def type(self) -> "Type":
@@ -151,13 +152,13 @@ def _bound(btf: "BTF | None", obj: object) -> "BTF":
 # --- types -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True, hidden=("btf",), uncompared=("id", "btf"), detached=("id", "btf"))
 class Type:
     """Base of all kinds.  ``id`` and ``btf`` are set when the object comes from a BTF."""
 
     name: str = ""
-    id: int | None = field(default=None, compare=False)
-    btf: "BTF | None" = field(default=None, compare=False, repr=False)
+    id: int | None = None
+    btf: "BTF | None" = None
 
     kind = Kind.UNKN
 
@@ -196,13 +197,13 @@ _DESCRIBE = {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.ENUM: "enum", Kind
              Kind.VAR: "var", Kind.DATASEC: "datasec", Kind.UNKN: ""}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Void(Type):
     name: str = "void"
     kind = Kind.UNKN
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Int(Type):
     size: int  # type: ignore[assignment]
     encoding: IntEncoding = IntEncoding.NONE
@@ -210,7 +211,7 @@ class Int(Type):
     offset: int = 0  # bits_offset (legacy bitfield encoding)
     kind = Kind.INT
 
-    def __post_init__(self) -> None:
+    def _post_init(self) -> None:
         if not self.bits:
             object.__setattr__(self, "bits", self.size * 8)
 
@@ -227,13 +228,13 @@ class Int(Type):
         return bool(self.encoding & IntEncoding.BOOL)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Float(Type):
     size: int  # type: ignore[assignment]
     kind = Kind.FLOAT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class _Ref(Type):
     """Kinds that point at one other type through the ``type`` field."""
 
@@ -244,39 +245,39 @@ class _Ref(Type):
         return self._resolve(self.type_id)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Pointer(_Ref):
     kind = Kind.PTR
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Typedef(_Ref):
     kind = Kind.TYPEDEF
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Volatile(_Ref):
     kind = Kind.VOLATILE
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Const(_Ref):
     kind = Kind.CONST
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Restrict(_Ref):
     kind = Kind.RESTRICT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class TypeTag(_Ref):
     """``__attribute__((btf_type_tag("name")))``; the tag text is ``name``."""
 
     kind = Kind.TYPE_TAG
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Func(_Ref):
     """A function; ``type_id`` is its FUNC_PROTO."""
 
@@ -284,13 +285,13 @@ class Func(_Ref):
     kind = Kind.FUNC
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Var(_Ref):
     linkage: VarLinkage = VarLinkage.STATIC
     kind = Kind.VAR
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class DeclTag(_Ref):
     """``__attribute__((btf_decl_tag("name")))`` on a type, or on its member/param ``component_idx``."""
 
@@ -298,7 +299,7 @@ class DeclTag(_Ref):
     kind = Kind.DECL_TAG
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Array(Type):
     type_id: int
     index_type_id: int
@@ -314,7 +315,7 @@ class Array(Type):
         return self._resolve(self.index_type_id)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Composite(Type):
     """STRUCT or UNION.  ``kflag`` says member offsets carry bitfield sizes (BTF's kind_flag)."""
 
@@ -338,17 +339,17 @@ class Composite(Type):
         raise TypeNotFoundError(f"{self.describe()} has no member {name!r}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Struct(Composite):
     kind = Kind.STRUCT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Union(Composite):
     kind = Kind.UNION
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class _EnumBase(Type):
     size: int = 4  # type: ignore[assignment]
     values: tuple[EnumValue, ...] = ()
@@ -380,18 +381,18 @@ class _EnumBase(Type):
         return {v.name: v.value for v in self.values}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Enum(_EnumBase):
     kind = Kind.ENUM
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Enum64(_EnumBase):
     size: int = 8  # type: ignore[assignment]
     kind = Kind.ENUM64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Fwd(Type):
     """A forward declaration: ``struct name;`` or, with ``union=True``, ``union name;``."""
 
@@ -399,7 +400,7 @@ class Fwd(Type):
     kind = Kind.FWD
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class FuncProto(Type):
     return_type_id: int = 0
     params: tuple[Param, ...] = ()
@@ -414,7 +415,7 @@ class FuncProto(Type):
         return bool(self.params) and self.params[-1].type_id == 0 and len(self.params) > 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_record(kw_only=True)
 class Datasec(Type):
     size: int = 0  # type: ignore[assignment]
     vars: tuple[VarSecinfo, ...] = ()
