@@ -161,3 +161,14 @@ def test_kernel_structs_compile():
         assert codec.encode(zero) == bytes(codec.size)
     regs = vmlinux.codec("struct pt_regs").decode(struct.pack("<21Q", *range(21)))
     assert regs.ip == 16 and regs.sp == 19
+
+
+def test_records_re_encode_exactly(btf):
+    """A decoded record encodes back to the very bytes it came from, unions and bitfields included."""
+    codec = btf.codec("struct event")
+    data = bytearray(codec.encode(FULL_EVENT))
+    anon = btf.find("struct event").members[4]
+    data[anon.offset // 8:anon.offset // 8 + 8] = struct.pack("<Q", 0x7FF4000000000001)  # a NaN payload as `ub`
+    ev = codec.decode(bytes(data))
+    assert codec.encode(ev) == bytes(data)
+    assert codec.encode(ev._asdict()) == bytes(data)  # ua and ub come from the same bytes

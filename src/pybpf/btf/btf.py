@@ -14,12 +14,13 @@ answered by ``base``.
 
 from __future__ import annotations
 
+import struct
 import sys
 from array import array
 from itertools import accumulate, repeat
 from operator import add
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from ..errors import BTFError, TypeNotFoundError
 from .layout import BTF_MAGIC, BTF_VERSION, EXTRA_WORDS, HEADER, HEADER_SIZE, KIND_NAMES, KNOWN, MAX_TYPE_ID, VLEN_WORDS
@@ -105,8 +106,7 @@ class BTF:
     """
 
     def __init__(self, words: array, offs: list[int], strtab: bytes | bytearray, *, base: "BTF | None" = None,
-                 name: str = "<bytes>", raw: bytes | None = None, types_at: int = HEADER_SIZE,
-                 strings_at: int = HEADER_SIZE):
+                 name: str = "<bytes>", raw: bytes | None = None, types_at: int = HEADER_SIZE):
         self.base = base
         self.name = name
         # Index of own types: offs[id - _first] is the word offset of type id's record in words.
@@ -118,7 +118,6 @@ class BTF:
         self.string_start = 0 if base is None else base.string_start + len(base._strtab)
         self._raw = raw
         self._types_at = types_at  # byte offset of the type section in `raw`, for messages
-        self._strings_at = strings_at
         self._strings = _Strings(self)
         self._cache: dict[int, Type] = {}
         self._name_index: dict[int, list[int]] | None = None
@@ -494,7 +493,8 @@ class BTF:
         """
         found = self.find_all(name, kind)
         if not found:
-            what = f"{Kind.parse(kind).name.lower()} " if kind is not None and not isinstance(kind, (set, frozenset, tuple)) else ""
+            kinds = sorted(k.name.lower() for k in _kind_set(kind)) if kind is not None else []
+            what = "/".join(kinds) + " " if kinds else ""
             raise TypeNotFoundError(f"{self.name}: no {what}type named {name!r}")
         for t in found:
             if t.kind != Kind.FWD:
@@ -692,7 +692,6 @@ class BTF:
         from .writer import encode_type
 
         record = encode_type(t, self._intern)
-        self._own_words()
         self._offs.append(len(self._words))
         self._words.extend(record)
         self._changed()
@@ -706,23 +705,16 @@ class BTF:
             raise BTFError(f"{self.name}: cannot replace type {type_id}: this BTF defines ids "
                            f"{self.start_id}..{len(self) - 1}")
         record = encode_type(t, self._intern)
-        self._own_words()
         i = type_id - self._first
         o = self._offs[i]
         end = self._offs[i + 1] if i + 1 < len(self._offs) else len(self._words)
-        if end - o == len(record):
-            self._words[o:end] = array("I", record)
-        else:
-            self._words[o:end] = array("I", record)
-            delta = len(record) - (end - o)
+        self._words[o:end] = array("I", record)
+        delta = len(record) - (end - o)
+        if delta:  # later records moved
             offs = self._offs
             for j in range(i + 1, len(offs)):
                 offs[j] += delta
         self._changed()
-
-    def _own_words(self) -> None:
-        if not isinstance(self._words, array):
-            self._words = array("I", self._words)
 
     def _changed(self) -> None:
         self._raw = None
@@ -740,9 +732,8 @@ class BTF:
     def copy(self) -> "BTF":
         """An independent copy (same base) to modify without touching this one."""
         words = array("I", self._words)
-        other = BTF(words, list(self._offs), bytes(self._strtab), base=self.base, name=self.name, raw=self._raw,
-                    types_at=self._types_at, strings_at=self._strings_at)
-        return other
+        return BTF(words, list(self._offs), bytes(self._strtab), base=self.base, name=self.name, raw=self._raw,
+                   types_at=self._types_at)
 
     def to_bytes(self) -> bytes:
         """Raw BTF: the bytes this BTF was parsed from when unchanged, else a fresh encoding."""
@@ -794,8 +785,8 @@ class BTF:
 
 
 _LONG_NAMES = frozenset({"long", "long int", "int long", "unsigned long", "long unsigned", "unsigned long int",
-               "unsigned int long", "long unsigned int", "long int unsigned", "int unsigned long",
-               "int long unsigned"})
+                         "unsigned int long", "long unsigned int", "long int unsigned", "int unsigned long",
+                         "int long unsigned"})
 
 
 def _enum_or_int(cls: Any, value: int) -> Any:
@@ -806,16 +797,15 @@ def _enum_or_int(cls: Any, value: int) -> Any:
 
 
 def _kind_set(kind: Any) -> frozenset[Kind]:
+    """Kinds to accept: one kind, a collection of kinds, or "enum" (C's word for ENUM and ENUM64)."""
     if isinstance(kind, (set, frozenset, tuple, list)):
         return frozenset(Kind.parse(k) for k in kind)
-    k = Kind.parse(kind)
-    if k in (Kind.ENUM, Kind.ENUM64):
-        return frozenset((k,))
-    return frozenset((k,))
+    if isinstance(kind, str) and kind.strip().lower() == "enum":
+        return frozenset((Kind.ENUM, Kind.ENUM64))
+    return frozenset((Kind.parse(kind),))
 
 
-_C_PREFIXES = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": frozenset({Kind.ENUM, Kind.ENUM64}),
-               "typedef": Kind.TYPEDEF}
+_C_PREFIXES = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": "enum", "typedef": Kind.TYPEDEF}
 
 
 def _split_c_name(name: str, kind: Any) -> tuple[str, Any]:
@@ -900,9 +890,7 @@ def _parse(data: bytes, base: BTF | None, name: str) -> BTF:
     elif magic != BTF_MAGIC:
         raise BTFError(f"{name}: bad BTF magic {magic:#06x} (expected {BTF_MAGIC:#06x})", section="BTF header", offset=0)
     order = ">" if swapped else "<"
-    import struct as _struct
-
-    _magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = _struct.unpack_from(
+    _magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
         order + HEADER.format[1:], data, 0)
     if version != BTF_VERSION:
         raise BTFError(f"{name}: BTF version {version} is not supported (only version {BTF_VERSION})",
@@ -954,8 +942,7 @@ def _parse(data: bytes, base: BTF | None, name: str) -> BTF:
         words.byteswap()
     offs = [0] if base is None else []
     _index(words, start, offs, name, types_at, base)
-    btf = BTF(words, offs, strtab, base=base, name=name, raw=data, types_at=types_at, strings_at=strings_at)
-    return btf
+    return BTF(words, offs, strtab, base=base, name=name, raw=data, types_at=types_at)
 
 
 def _index(words: array, pos: int, offs: list[int], name: str, types_at: int, base: BTF | None) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import keyword
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from functools import partial
 from operator import itemgetter
@@ -88,7 +89,8 @@ class Record(tuple):
         return hash(tuple(_hashable(getattr(self, n)) for n in self._fields))
 
     def __reduce__(self):
-        return (_rebuild, (self._asdict(recursive=True),))
+        # record classes are made per type at run time and cannot be imported: pickle as a dict
+        return (dict, (self._asdict(recursive=True),))
 
 
 class UnionRecord:
@@ -140,14 +142,10 @@ def _hashable(v: Any) -> Any:
     return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
 
 
-def _rebuild(d: dict) -> dict:
-    return d
-
-
 # --- layout nodes -------------------------------------------------------------------
 
 
-class _Node:
+class _Node(ABC):
     """How one type sits in bytes: a struct format, how many values it unpacks to, and
     expressions that build the Python value from those values."""
 
@@ -157,24 +155,23 @@ class _Node:
     label: str
     lazy: Callable[[Any], Any] | None = None  # records store raw values and convert on attribute access
 
+    @abstractmethod
     def expr(self, var: str, k: int, ns: dict) -> str:
         """Expression for the final value from var[k:k+n]."""
-        raise NotImplementedError  # pragma: no cover - every node overrides
 
     def stored_expr(self, var: str, k: int, ns: dict) -> str:
         """What a record stores (the raw value when ``lazy`` converts it on access)."""
         return self.expr(var, k, ns)
 
+    @abstractmethod
     def encode_into(self, buf: bytearray, off: int, value: Any, path: str) -> None:
-        raise NotImplementedError  # pragma: no cover
+        """Write ``value`` at ``off``; MapError naming ``path`` when it does not fit."""
 
 
 class _Scalar(_Node):
-    def __init__(self, fmt: str, size: int, label: str, enum_values: dict[str, int] | None = None,
-                 kind: str = "int"):
+    def __init__(self, fmt: str, size: int, label: str, enum_values: dict[str, int] | None = None):
         self.fmt, self.size, self.n, self.label = fmt, size, 1, label
         self.enum_values = enum_values
-        self.kind = kind
         self._struct = struct.Struct("<" + fmt)
 
     def expr(self, var, k, ns):
@@ -330,10 +327,11 @@ class _Struct(_Node):
     """A struct as a record; ``slots`` are the record's stored values in order."""
 
     def __init__(self, cls: type, size: int, fmt: str, n: int, label: str, slot_exprs: list[Callable],
-                 encoders: dict[str, tuple[int, Any]], trivial: bool):
+                 encoders: dict[str, tuple[int, Any]], slot_encoders: list[tuple[int, Any]], trivial: bool):
         self.cls, self.size, self.fmt, self.n, self.label = cls, size, fmt, n, label
         self._slot_exprs = slot_exprs
         self.encoders = encoders  # member name -> (byte offset, node) for every name a record exposes
+        self.slot_encoders = slot_encoders  # a record of this type re-encodes exactly from its stored values
         self.trivial = trivial  # slots are exactly the unpacked values, in order
 
     def expr(self, var, k, ns):
@@ -347,6 +345,10 @@ class _Struct(_Node):
             if len(data) != self.size:
                 raise MapError(f"{path}: {len(data)} bytes for {self.label}, expected {self.size}")
             buf[off:off + self.size] = data
+            return
+        if type(value) is self.cls:
+            for (moff, node), stored in zip(self.slot_encoders, value):
+                node.encode_into(buf, off + moff, stored, path or self.label)
             return
         for name, v in _items(value, self.encoders, path, self.label).items():
             moff, node = self.encoders[name]
@@ -429,7 +431,7 @@ class _Compiler:
                 raise BTFError(f"{label} is a bitfield-style INT ({t.bits} bits at {t.offset}); "  # type: ignore[attr-defined]
                                f"it can only be decoded as a struct member")
             if t.is_bool and t.size == 1:  # type: ignore[attr-defined]
-                return _Scalar("?", 1, label, kind="bool")
+                return _Scalar("?", 1, label)
             fmt = _INT_FMT.get((t.size, t.signed))  # type: ignore[attr-defined]
             if fmt is None:
                 if t.size in (16, 32):
@@ -442,10 +444,10 @@ class _Compiler:
                 raise BTFError(f"{label}: enums of {t.size} bytes are not supported")
             return _Scalar(fmt, t.size, label, enum_values=t.as_dict())  # type: ignore[attr-defined]
         if kind == Kind.PTR:
-            return _Scalar("Q" if self.ptr_size == 8 else "I", self.ptr_size, label, kind="pointer")
+            return _Scalar("Q" if self.ptr_size == 8 else "I", self.ptr_size, label)
         if kind == Kind.FLOAT:
             fmt = _FLOAT_FMT.get(t.size)  # type: ignore[attr-defined]
-            return _Scalar(fmt, t.size, label, kind="float") if fmt else _Opaque(t.size, label)  # type: ignore[attr-defined]
+            return _Scalar(fmt, t.size, label) if fmt else _Opaque(t.size, label)  # type: ignore[attr-defined]
         if kind == Kind.ARRAY:
             return self._array(t, label)
         if kind in (Kind.STRUCT, Kind.UNION):
@@ -534,6 +536,7 @@ class _Compiler:
         btf = self.btf
         fmt_parts: list[str] = []
         slots: list[Callable[[str, int, dict], str]] = []
+        slot_encoders: list[tuple[int, Any]] = []  # (byte offset, encoder) per slot, for records of this type
         names: list[str] = []
         props: dict[str, Any] = {}
         encoders: dict[str, tuple[int, Any]] = {}
@@ -551,11 +554,12 @@ class _Compiler:
             pos = at + size
             return nvals
 
-        def slot(name: str, builder: Callable[[str, int, dict], str], lazy: Callable | None = None,
-                 raw_index: int | None = None) -> int:
+        def slot(name: str, builder: Callable[[str, int, dict], str], encoder: tuple[int, Any],
+                 lazy: Callable | None = None, raw_index: int | None = None) -> int:
             nonlocal trivial
             idx = len(slots)
             slots.append(builder)
+            slot_encoders.append(encoder)
             if raw_index != idx:
                 trivial = False
             if name and name not in props:
@@ -594,7 +598,7 @@ class _Compiler:
                                 f"_int({var}[{base + k}], 'little')"
                             return bf.value_expr(storage, shift)
 
-                        slot(m2.name, build)
+                        slot(m2.name, build, (b_off // 8, bf))
                         if m2.name:
                             encoders.setdefault(m2.name, (b_off // 8, bf))
                     continue
@@ -618,7 +622,7 @@ class _Compiler:
                 nvals += node.n
                 if not m.name and isinstance(node, _Union):
                     # an anonymous union: its members are reachable from this record
-                    idx = slot("", lambda var, base, ns, node=node, k=k: node.expr(var, base + k, ns))
+                    idx = slot("", lambda var, base, ns, node=node, k=k: node.expr(var, base + k, ns), (at, node))
                     for uname, (uoff, unode) in node.members.items():
                         if uname not in props:
                             names.append(uname)
@@ -626,7 +630,7 @@ class _Compiler:
                             encoders.setdefault(uname, (at + uoff, unode))
                     continue
                 simple = node.n == 1 and isinstance(node, (_Scalar, _Bytes, _Opaque))
-                slot(m.name, lambda var, base, ns, node=node, k=k: node.stored_expr(var, base + k, ns),
+                slot(m.name, lambda var, base, ns, node=node, k=k: node.stored_expr(var, base + k, ns), (at, node),
                      node.lazy, k if simple else None)
                 if m.name:
                     encoders.setdefault(m.name, (at, node))
@@ -642,7 +646,7 @@ class _Compiler:
         cls_name = _class_name(t)
         cls = type(cls_name, (Record,), {"__slots__": (), "_fields": tuple(names), "_type_name": cls_name, **props})
         return _Struct(cls, t.size, " ".join(p for p in fmt_parts if p), nvals, label, slots, encoders,
-                       trivial and len(slots) == nvals)
+                       slot_encoders, trivial and len(slots) == nvals)
 
 
 class _Overlap(Exception):
