@@ -1,0 +1,205 @@
+"""Compare pybpf's view of BPF objects with libbpf's, object by object.
+
+    python bench/compare_libbpf.py DIR_OR_FILES... [--btf PATH] [-v]
+
+For every ``*.o``: opens it with the system libbpf (libbpf.so.1, through
+ctypes) and with :class:`pybpf.object.ObjectSpec`, and compares
+
+* programs: name, section, program type, expected attach type;
+* maps: name, type, key/value size, max_entries, flags (libbpf's own maps
+  only; legacy ``maps`` sections are refused by libbpf 1.x and skipped);
+* CO-RE: every relocation libbpf's debug log reports while loading
+  ("patched insn #N ... A -> B" or "substituting insn #N w/ invalid insn")
+  against pybpf's result for the same program, relocation and instruction.
+
+Loading goes through libbpf into the real kernel (as root), so CO-RE is
+resolved against the running kernel on both sides; programs the kernel
+refuses still have their relocations logged first.  Prints a line per object
+and totals.  Not a test: a tool to measure agreement on objects that are not
+in the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from pybpf.errors import BPFError  # noqa: E402
+from pybpf.object import ObjectSpec  # noqa: E402
+from pybpf.object.core import apply_core  # noqa: E402
+
+_PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+
+
+class LibBPF:
+    """The few libbpf 1.1 entry points the comparison needs."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+        self.lib = lib
+        vp, cp, u32 = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32
+        for name, res, args in [
+            ("bpf_object__open_file", vp, [cp, vp]), ("bpf_object__close", None, [vp]),
+            ("bpf_object__load", ctypes.c_int, [vp]), ("bpf_object__next_program", vp, [vp, vp]),
+            ("bpf_object__next_map", vp, [vp, vp]), ("bpf_program__name", cp, [vp]),
+            ("bpf_program__section_name", cp, [vp]), ("bpf_program__type", ctypes.c_int, [vp]),
+            ("bpf_program__expected_attach_type", ctypes.c_int, [vp]), ("bpf_map__name", cp, [vp]),
+            ("bpf_map__type", ctypes.c_int, [vp]), ("bpf_map__key_size", u32, [vp]),
+            ("bpf_map__value_size", u32, [vp]), ("bpf_map__max_entries", u32, [vp]),
+            ("bpf_map__map_flags", u32, [vp]), ("bpf_program__autoload", ctypes.c_bool, [vp]),
+            ("libbpf_set_print", vp, [_PRINT_FN]), ("bpf_map__set_max_entries", ctypes.c_int, [vp, u32]),
+            ("bpf_map__set_value_size", ctypes.c_int, [vp, u32]),
+        ]:
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = res, args
+        self.libc = ctypes.CDLL(None)
+        self.libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+        self.log: list[str] = []
+        self._cb = _PRINT_FN(self._print)
+        lib.libbpf_set_print(self._cb)
+
+    def _print(self, level: int, fmt: bytes, args: int) -> int:
+        buf = ctypes.create_string_buffer(4096)
+        self.libc.vsnprintf(buf, len(buf), fmt, args)
+        self.log.append(buf.value.decode("utf-8", "replace"))
+        return 0
+
+    def view(self, path: str, load: bool) -> tuple[dict, dict, list[str], str]:
+        """(programs, maps, debug log, error) as libbpf sees the object."""
+        self.log = []
+        obj = self.lib.bpf_object__open_file(path.encode(), None)
+        if not obj:
+            return {}, {}, self.log, f"libbpf cannot open it (errno {ctypes.get_errno()})"
+        progs, maps = {}, {}
+        p = self.lib.bpf_object__next_program(obj, None)
+        while p:
+            name = self.lib.bpf_program__name(p).decode()
+            progs[name] = (self.lib.bpf_program__section_name(p).decode(), self.lib.bpf_program__type(p),
+                           self.lib.bpf_program__expected_attach_type(p))
+            p = self.lib.bpf_object__next_program(obj, p)
+        m = self.lib.bpf_object__next_map(obj, None)
+        while m:
+            maps[self.lib.bpf_map__name(m).decode()] = (
+                self.lib.bpf_map__type(m), self.lib.bpf_map__key_size(m), self.lib.bpf_map__value_size(m),
+                self.lib.bpf_map__max_entries(m), self.lib.bpf_map__map_flags(m))
+            m = self.lib.bpf_object__next_map(obj, m)
+        error = ""
+        if load:
+            # sizes tools fill in from user space before loading (stack maps, per-CPU buffers)
+            m = self.lib.bpf_object__next_map(obj, None)
+            while m:
+                if self.lib.bpf_map__max_entries(m) == 0:
+                    self.lib.bpf_map__set_max_entries(m, 1)
+                if self.lib.bpf_map__value_size(m) == 0 and self.lib.bpf_map__type(m) == 7:  # STACK_TRACE
+                    self.lib.bpf_map__set_value_size(m, 127 * 8)
+                m = self.lib.bpf_object__next_map(obj, m)
+            if self.lib.bpf_object__load(obj) != 0:
+                error = f"load failed (errno {ctypes.get_errno()})"
+        self.lib.bpf_object__close(obj)
+        return progs, maps, list(self.log), error
+
+
+_PATCHED = re.compile(r"prog '([^']+)': relo #(\d+): patched insn #(\d+) \(([A-Z/0-9]+)\) (?:imm|off|imm64) "
+                      r"(-?\d+) -> (-?\d+)")
+_POISON = re.compile(r"prog '([^']+)': relo #(\d+): substituting insn #(\d+) w/ invalid insn")
+_MEMSZ = re.compile(r"prog '([^']+)': relo #(\d+): patched insn #(\d+) \(LDX/ST/STX\) mem_sz (\d+) -> (\d+)")
+
+
+def libbpf_core(log: list[str]) -> dict[tuple[str, int, int], tuple]:
+    """(function, relo #, insn #) -> ("patched", new value) | ("poisoned",) from libbpf's debug log."""
+    out: dict[tuple[str, int, int], tuple] = {}
+    for line in log:
+        if m := _PATCHED.search(line):
+            out[(m[1], int(m[2]), int(m[3]))] = ("patched", int(m[6]) & 0xFFFFFFFFFFFFFFFF)
+        elif m := _POISON.search(line):
+            out.setdefault((m[1], int(m[2]), int(m[3])), ("poisoned",))
+    return out
+
+
+def pybpf_core(spec: ObjectSpec, btf: str | None) -> dict[tuple[str, int, int], tuple]:
+    out: dict[tuple[str, int, int], tuple] = {}
+    for r in apply_core(spec, btf, strict=False):
+        key = (r.function, r.index, r.function_insn)
+        if r.error:
+            out[key] = ("error", r.error)
+        elif r.poisoned:
+            out[key] = ("poisoned",)
+        else:
+            out[key] = ("patched", r.new_value)
+    return out
+
+
+def compare(path: Path, lib: LibBPF, btf: str | None, verbose: bool) -> dict:
+    stats = {"object": path.name, "parsed": False, "progs_ok": False, "maps_ok": False, "core": 0, "core_ok": 0,
+             "problems": []}
+    try:
+        spec = ObjectSpec.from_file(path)
+    except BPFError as exc:
+        stats["problems"].append(f"pybpf: {exc}")
+        return stats
+    stats["parsed"] = True
+    l_progs, l_maps, log, error = lib.view(str(path), load=btf is None)
+    if not l_progs and error:
+        stats["problems"].append(error)
+        return stats
+    mine = {p.name: ("?" * (not p.autoload) + p.section, int(p.type), int(p.expected_attach_type or 0))
+            for p in spec.programs.values()}
+    stats["progs_ok"] = mine == l_progs
+    if not stats["progs_ok"]:
+        for name in sorted(set(mine) | set(l_progs)):
+            if mine.get(name) != l_progs.get(name):
+                stats["problems"].append(f"program {name}: pybpf {mine.get(name)} libbpf {l_progs.get(name)}")
+    my_maps = {m.name: (int(m.type), m.key_size, m.value_size, m.max_entries, int(m.flags))
+               for m in spec.maps.values() if m.section != "maps"}
+    stats["maps_ok"] = my_maps == l_maps
+    if not stats["maps_ok"]:
+        for name in sorted(set(my_maps) | set(l_maps)):
+            if my_maps.get(name) != l_maps.get(name):
+                stats["problems"].append(f"map {name}: pybpf {my_maps.get(name)} libbpf {l_maps.get(name)}")
+    if btf is None:
+        theirs = libbpf_core(log)
+        ours = pybpf_core(spec, None)
+        stats["core"] = len(theirs)
+        for key, value in theirs.items():
+            if ours.get(key) == value:
+                stats["core_ok"] += 1
+            else:
+                stats["problems"].append(f"CO-RE {key}: pybpf {ours.get(key)} libbpf {value}")
+        for key in set(ours) - set(theirs):
+            stats["problems"].append(f"CO-RE {key}: pybpf {ours[key]}, not in libbpf's log")
+    return stats
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("paths", nargs="+", help="object files or directories of *.o")
+    ap.add_argument("--btf", help="resolve CO-RE against this BTF (skips libbpf loading and the CO-RE comparison)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every difference")
+    args = ap.parse_args()
+    files: list[Path] = []
+    for p in map(Path, args.paths):
+        files.extend(sorted(p.glob("*.o")) if p.is_dir() else [p])
+    lib = LibBPF()
+    rows = [compare(f, lib, args.btf, args.verbose) for f in files]
+    for r in rows:
+        flag = "OK " if r["parsed"] and r["progs_ok"] and r["maps_ok"] and r["core"] == r["core_ok"] else "DIFF"
+        print(f"{flag} {r['object']:32} parsed={r['parsed']!s:5} programs={r['progs_ok']!s:5} maps={r['maps_ok']!s:5} "
+              f"CO-RE {r['core_ok']}/{r['core']}")
+        for problem in r["problems"][: None if args.verbose else 3]:
+            print("      ", problem)
+    n = len(rows)
+    core = sum(r["core"] for r in rows)
+    core_ok = sum(r["core_ok"] for r in rows)
+    print(f"\nobjects: {n}, parsed: {sum(r['parsed'] for r in rows)}, program lists equal: "
+          f"{sum(r['progs_ok'] for r in rows)}, map lists equal: {sum(r['maps_ok'] for r in rows)}, "
+          f"CO-RE relocations equal: {core_ok}/{core} ({100.0 * core_ok / core if core else 100:.1f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
