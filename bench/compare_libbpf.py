@@ -117,6 +117,10 @@ def libbpf_core(log: list[str]) -> dict[tuple[str, int, int], tuple]:
         if m := _PATCHED.search(line):
             out[(m[1], int(m[2]), int(m[3]))] = ("patched", int(m[6]) & 0xFFFFFFFFFFFFFFFF)
         elif m := _POISON.search(line):
+            # a poisoned ld_imm64 logs its second slot first: keep the instruction's own index
+            stale = [k for k in out if k[:2] == (m[1], int(m[2])) and k[2] == int(m[3]) + 1]
+            for k in stale:
+                del out[k]
             out.setdefault((m[1], int(m[2]), int(m[3])), ("poisoned",))
     return out
 

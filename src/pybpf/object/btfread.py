@@ -414,6 +414,32 @@ class BTF:
             raise BTFError(f"type {t.id} ({t.kind_name} {t.name or '<anon>'}) has no size", section=self.name)
         raise BTFError(f"type {type_id}: type chain too deep to size (a loop?)", section=self.name)
 
+    def type_name(self, type_id: int, depth: int = 0) -> str:
+        """How C spells the type: ``int``, ``struct event``, ``char[16]``, ``const u8 *``."""
+        if depth > MAX_RESOLVE_DEPTH:
+            return "..."
+        t = self.type(type_id)
+        k = t.kind
+        if k == KIND_UNKN:
+            return "void"
+        if k == KIND_PTR:
+            inner = self.type_name(t.type, depth + 1)
+            return inner + ("*" if inner.endswith("*") else " *")
+        if k == KIND_ARRAY:
+            return f"{self.type_name(t.type, depth + 1)}[{t.nelems}]"
+        if k in (KIND_CONST, KIND_VOLATILE, KIND_RESTRICT):
+            return f"{KIND_NAMES[k].lower()} {self.type_name(t.type, depth + 1)}"
+        if k == KIND_TYPE_TAG:
+            return self.type_name(t.type, depth + 1)
+        if k == KIND_FUNC_PROTO:
+            args = ", ".join(self.type_name(p.type, depth + 1) for p in t.members) or "void"
+            return f"{self.type_name(t.type, depth + 1)} (*)({args})"
+        if k in (KIND_VAR, KIND_FUNC, KIND_DECL_TAG):
+            return self.type_name(t.type, depth + 1)
+        if k == KIND_DATASEC:
+            return f"section {t.name}"
+        return t.describe().replace("typedef ", "")
+
     def align_of(self, type_id: int, depth: int = 0) -> int:
         if depth > MAX_RESOLVE_DEPTH:
             raise BTFError(f"type {type_id}: type chain too deep for alignment (a loop?)", section=self.name)

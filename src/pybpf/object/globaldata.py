@@ -112,11 +112,14 @@ def collect_externs(r: "_ObjectReader") -> None:
     for sym in r.symbols:
         if not (sym.shndx == 0 and sym.bind in (1, 2) and sym.type == 0 and sym.name):
             continue
-        if btf is None:
-            raise ObjectError(f"{r.label}: extern {sym.name!r} needs BTF to be resolved; compile with -g")
-        ext_id = _find_extern_btf(btf, sym.name, r.label)
+        ext_id = _find_extern_btf(btf, sym.name, r.label) if btf is not None else None
+        sec_name = _extern_section(btf, ext_id) if ext_id is not None else None
+        if sec_name is None:
+            # A forward declaration never defined, or a symbol only inline assembly names: libbpf refuses
+            # the object; pybpf keeps it and says why the programs using it cannot load.
+            externs.append(ExternSpec(sym.name, "undefined", sym.bind == 2, essential_name=essential_name(sym.name)))
+            continue
         t = btf.type(ext_id)
-        sec_name = _extern_section(btf, ext_id, r.label, sym.name)
         ext = ExternSpec(t.name, "", sym.bind == 2, type_id=ext_id, essential_name=essential_name(t.name))
         if sec_name == ".kconfig":
             if t.kind == KIND_FUNC:
@@ -142,7 +145,7 @@ def collect_externs(r: "_ObjectReader") -> None:
                               "(use __kconfig or __ksym)")
         externs.append(ext)
     # libbpf orders externs by kind, kconfig ones by (alignment desc, size, name); the .kconfig layout follows
-    externs.sort(key=lambda e: (0 if e.kind == "kconfig" else 1, -e.align if e.kind == "kconfig" else 0,
+    externs.sort(key=lambda e: ({"kconfig": 0, "ksym": 1}.get(e.kind, 2), -e.align if e.kind == "kconfig" else 0,
                                 e.size if e.kind == "kconfig" else 0, e.name))
     off = 0
     for ext in externs:
@@ -152,7 +155,7 @@ def collect_externs(r: "_ObjectReader") -> None:
         r.spec.externs[ext.name] = ext
 
 
-def _find_extern_btf(btf: BTF, name: str, label: str) -> int:
+def _find_extern_btf(btf: BTF, name: str, label: str) -> int | None:
     for type_id in btf.find(name):
         t = btf.type(type_id)
         if t.kind == KIND_VAR:
@@ -163,17 +166,17 @@ def _find_extern_btf(btf: BTF, name: str, label: str) -> int:
             if t.linkage != FUNC_EXTERN:
                 raise ObjectError(f"{label}: extern {name!r}: BTF FUNC is not extern")
             return type_id
-    raise ObjectError(f"{label}: extern {name!r} has no BTF VAR or FUNC; compile with -g")
+    return None
 
 
-def _extern_section(btf: BTF, ext_id: int, label: str, name: str) -> str:
+def _extern_section(btf: BTF, ext_id: int) -> str | None:
     for type_id in btf.ids():
         if btf.kind_of(type_id) != KIND_DATASEC:
             continue
         t = btf.type(type_id)
         if any(info.type == ext_id for info in t.members):
             return t.name
-    raise ObjectError(f"{label}: extern {name!r} is in no BTF DATASEC; cannot tell __kconfig from __ksym")
+    return None
 
 
 def kconfig_type(btf: BTF, type_id: int) -> tuple[str, bool]:

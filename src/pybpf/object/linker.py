@@ -103,6 +103,7 @@ class _Linker:
     def _call(self, fn: "_Function", index: int, insn: Instruction, rel, slot: int, start: int) -> None:
         r = self.r
         imm = _imm32(insn)
+        shndx = fn.section.index if rel is None else rel.symbol.shndx
         if rel is not None and rel.kind == "call":
             target_slot = rel.sym_off // 8 + imm + 1
         elif rel is not None and rel.kind == "subprog_addr":
@@ -115,11 +116,11 @@ class _Linker:
                               f"{fn.name!r} has no relocation")
         else:
             target_slot = fn.first_slot + slot + imm + 1
-        text = r.text
-        target = r._function_at(text.index, target_slot) if text is not None else None
+        target = r._function_at(shndx, target_slot)
         if target is None:
             raise ObjectError(f"{r.label}: program {self.spec.name!r}: call at instruction {slot} of {fn.name!r} "
-                              f"goes to .text instruction {target_slot}, where no function is")
+                              f"goes to instruction {target_slot} of section {r.elf.sections[shndx].name}, where no "
+                              "function is")
         if id(target) not in self.placed:
             if len(self.placed) > _MAX_DEPTH:
                 raise ObjectError(f"{r.label}: program {self.spec.name!r}: more than {_MAX_DEPTH} subprograms")
@@ -154,7 +155,11 @@ class _Linker:
             self.spec.map_references.append(MapReference(slot, kmap, ext.offset, value=True))
             return
         is_call = insn.opcode == CALL
-        if is_call and not ext.is_function:
+        if ext.kind == "undefined":
+            what = "calls" if is_call else "uses"
+            self.spec.reason = (f"{what} {ext.name!r}, which is declared but defined nowhere (link the objects "
+                                "with 'bpftool gen object', or declare it __ksym / __kconfig)")
+        elif is_call and not ext.is_function:
             raise ObjectError(f"{self.r.label}: program {self.spec.name!r}: call to {ext.name!r}, which is a "
                               "variable, not a kfunc")
         self.spec.extern_references.append(ExternReference(slot, ext.name, call=is_call))

@@ -255,9 +255,6 @@ class _ObjectReader:
         if size == 0 or size % 8 or off % 8:
             raise ELFError(f"{self.label}: corrupted program {name!r}: offset {off}, size {size} "
                            "(must be non-empty multiples of 8)", section=sec.name, offset=off)
-        if sec.name != ".text" and sym.bind == STB_LOCAL:
-            raise ObjectError(f"{self.label}: section {sec.name}: program {name!r} is static; libbpf loads only "
-                              "global functions as programs (drop 'static' or move it to .text as a subprogram)")
         insns, slots = _decode(sec, off, size, self.label)
         fn = _Function(name, sec, off, size, sym, insns, slots)
         self.functions.append(fn)
@@ -320,10 +317,10 @@ class _ObjectReader:
             if insn.src != PseudoCall.CALL:
                 raise ObjectError(f"{self.label}: program {fn.name!r}: call relocation against {sym_name!r} at "
                                   f"instruction {slot} is not a bpf-to-bpf call (src {insn.src})")
-            if self.text is None or sym.shndx != self.text.index:
+            if sym.shndx not in self.functions_by_section:
                 sec_name = self.elf.sections[sym.shndx].name if sym.shndx < len(self.elf.sections) else "?"
-                raise ObjectError(f"{self.label}: program {fn.name!r}: call to {sym_name!r} in section {sec_name!r}; "
-                                  "called functions must live in .text")
+                raise ObjectError(f"{self.label}: program {fn.name!r}: call to {sym_name!r} in section {sec_name!r}, "
+                                  "which holds no functions")
             if sym.value % 8:
                 raise ELFError(f"{self.label}: call target {sym_name!r} at unaligned offset {sym.value}",
                                section=rel_sec.name, offset=where)
@@ -331,9 +328,8 @@ class _ObjectReader:
         if sym.shndx == SHN_UNDEF or sym.shndx >= 0xFF00:
             raise ObjectError(f"{self.label}: program {fn.name!r}: relocation against {sym_name!r} in special "
                               f"section {sym.shndx:#x}; forgot to initialize a global variable?")
-        if self.text is not None and sym.shndx == self.text.index and (
-                (sym.bind == STB_LOCAL and sym.type == STT_SECTION)
-                or (sym.bind in (STB_GLOBAL, STB_WEAK) and sym.type == STT_FUNC)):
+        if sym.shndx in self.functions_by_section and (
+                (sym.bind == STB_LOCAL and sym.type == STT_SECTION) or sym.type == STT_FUNC):
             if sym.value % 8 or _imm32(insn) % 8:
                 raise ObjectError(f"{self.label}: program {fn.name!r}: function address of {sym_name!r} at "
                                   f"unaligned offset {sym.value}+{_imm32(insn)}")

@@ -162,35 +162,6 @@ class ProgramSpec:
     def instruction_at(self, slot: int) -> Instruction:
         return self.instructions[self.instructions.index_at_slot(slot)]
 
-    def resolve_maps(self, fds: Mapping[str, int]) -> Program:
-        """The instructions with map placeholders turned into ``MAP_FD``/``MAP_VALUE`` loads.
-
-        ``fds`` maps map names to the backend's handles (kernel fds, VM ids).  A
-        reference to a map that is absent from ``fds`` (not created) is poisoned
-        the way libbpf does it, so the verifier names it if it is reachable.
-        """
-        insns = list(self.instructions)
-        prog = self.instructions
-        poisoned: list[tuple[int, int]] = []
-        for ref in self.map_references:
-            i = prog.index_at_slot(ref.slot)
-            fd = fds.get(ref.map)
-            if fd is None:
-                poisoned.append((i, MAP_POISON_BASE + _index_or_zero(fds, ref.map)))
-                continue
-            if ref.value:
-                insns[i] = insns[i].replace(src=PseudoLoad.MAP_VALUE, imm=(fd & 0xFFFFFFFF) | (ref.offset << 32))
-            else:
-                insns[i] = insns[i].replace(src=PseudoLoad.MAP_FD, imm=fd & 0xFFFFFFFF)
-        for i, imm in sorted(poisoned, reverse=True):
-            call = Instruction(CALL, imm=imm)
-            insns[i:i + 1] = [call, call]
-        return Program(insns)
-
-
-def _index_or_zero(fds: Mapping[str, int], name: str) -> int:
-    return 0
-
 
 def _prog_flags(sec_def: SectionDef | None) -> ProgFlags:
     flags = ProgFlags(0)
@@ -445,6 +416,19 @@ class ObjectSpec:
         from .kconfig import resolve_kconfig
 
         return resolve_kconfig(self, resolver, **kwargs)
+
+    def resolve_ksyms(self, target: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """Find every ``__ksym`` extern in the running kernel; see :func:`pybpf.object.externs.resolve_ksyms`."""
+        from .externs import resolve_ksyms
+
+        return resolve_ksyms(self, target, **kwargs)
+
+    def link_instructions(self, program: str, map_fds: Mapping[str, int], ksyms: Mapping[str, Any] | None = None,
+                          module_btf: Callable[[str], tuple[int, int]] | None = None) -> Program:
+        """The final instructions of ``program`` for BPF_PROG_LOAD, given the backend's map fds."""
+        from .externs import link_instructions
+
+        return link_instructions(self, program, map_fds, ksyms, module_btf)
 
     def program(self, name: str) -> ProgramSpec:
         try:
