@@ -22,108 +22,17 @@ in the repository.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests" / "object"))
 
 from pybpf.errors import BPFError  # noqa: E402
 from pybpf.object import ObjectSpec  # noqa: E402
 from pybpf.object.core import apply_core  # noqa: E402
-
-_PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-
-
-class LibBPF:
-    """The few libbpf 1.1 entry points the comparison needs."""
-
-    def __init__(self) -> None:
-        lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
-        self.lib = lib
-        vp, cp, u32 = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32
-        for name, res, args in [
-            ("bpf_object__open_file", vp, [cp, vp]), ("bpf_object__close", None, [vp]),
-            ("bpf_object__load", ctypes.c_int, [vp]), ("bpf_object__next_program", vp, [vp, vp]),
-            ("bpf_object__next_map", vp, [vp, vp]), ("bpf_program__name", cp, [vp]),
-            ("bpf_program__section_name", cp, [vp]), ("bpf_program__type", ctypes.c_int, [vp]),
-            ("bpf_program__expected_attach_type", ctypes.c_int, [vp]), ("bpf_map__name", cp, [vp]),
-            ("bpf_map__type", ctypes.c_int, [vp]), ("bpf_map__key_size", u32, [vp]),
-            ("bpf_map__value_size", u32, [vp]), ("bpf_map__max_entries", u32, [vp]),
-            ("bpf_map__map_flags", u32, [vp]), ("bpf_program__autoload", ctypes.c_bool, [vp]),
-            ("libbpf_set_print", vp, [_PRINT_FN]), ("bpf_map__set_max_entries", ctypes.c_int, [vp, u32]),
-            ("bpf_map__set_value_size", ctypes.c_int, [vp, u32]),
-        ]:
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = res, args
-        self.libc = ctypes.CDLL(None)
-        self.libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
-        self.log: list[str] = []
-        self._cb = _PRINT_FN(self._print)
-        lib.libbpf_set_print(self._cb)
-
-    def _print(self, level: int, fmt: bytes, args: int) -> int:
-        buf = ctypes.create_string_buffer(4096)
-        self.libc.vsnprintf(buf, len(buf), fmt, args)
-        self.log.append(buf.value.decode("utf-8", "replace"))
-        return 0
-
-    def view(self, path: str, load: bool) -> tuple[dict, dict, list[str], str]:
-        """(programs, maps, debug log, error) as libbpf sees the object."""
-        self.log = []
-        obj = self.lib.bpf_object__open_file(path.encode(), None)
-        if not obj:
-            return {}, {}, self.log, f"libbpf cannot open it (errno {ctypes.get_errno()})"
-        progs, maps = {}, {}
-        p = self.lib.bpf_object__next_program(obj, None)
-        while p:
-            name = self.lib.bpf_program__name(p).decode()
-            progs[name] = (self.lib.bpf_program__section_name(p).decode(), self.lib.bpf_program__type(p),
-                           self.lib.bpf_program__expected_attach_type(p))
-            p = self.lib.bpf_object__next_program(obj, p)
-        m = self.lib.bpf_object__next_map(obj, None)
-        while m:
-            maps[self.lib.bpf_map__name(m).decode()] = (
-                self.lib.bpf_map__type(m), self.lib.bpf_map__key_size(m), self.lib.bpf_map__value_size(m),
-                self.lib.bpf_map__max_entries(m), self.lib.bpf_map__map_flags(m))
-            m = self.lib.bpf_object__next_map(obj, m)
-        error = ""
-        if load:
-            # sizes tools fill in from user space before loading (stack maps, per-CPU buffers)
-            m = self.lib.bpf_object__next_map(obj, None)
-            while m:
-                if self.lib.bpf_map__max_entries(m) == 0:
-                    self.lib.bpf_map__set_max_entries(m, 1)
-                if self.lib.bpf_map__value_size(m) == 0 and self.lib.bpf_map__type(m) == 7:  # STACK_TRACE
-                    self.lib.bpf_map__set_value_size(m, 127 * 8)
-                m = self.lib.bpf_object__next_map(obj, m)
-            if self.lib.bpf_object__load(obj) != 0:
-                error = f"load failed (errno {ctypes.get_errno()})"
-        self.lib.bpf_object__close(obj)
-        return progs, maps, list(self.log), error
-
-
-_PATCHED = re.compile(r"prog '([^']+)': relo #(\d+): patched insn #(\d+) \(([A-Z/0-9]+)\) (?:imm|off|imm64) "
-                      r"(-?\d+) -> (-?\d+)")
-_POISON = re.compile(r"prog '([^']+)': relo #(\d+): substituting insn #(\d+) w/ invalid insn")
-_MEMSZ = re.compile(r"prog '([^']+)': relo #(\d+): patched insn #(\d+) \(LDX/ST/STX\) mem_sz (\d+) -> (\d+)")
-
-
-def libbpf_core(log: list[str]) -> dict[tuple[str, int, int], tuple]:
-    """(function, relo #, insn #) -> ("patched", new value) | ("poisoned",) from libbpf's debug log."""
-    out: dict[tuple[str, int, int], tuple] = {}
-    for line in log:
-        if m := _PATCHED.search(line):
-            out[(m[1], int(m[2]), int(m[3]))] = ("patched", int(m[6]) & 0xFFFFFFFFFFFFFFFF)
-        elif m := _POISON.search(line):
-            # a poisoned ld_imm64 logs its second slot first: keep the instruction's own index
-            stale = [k for k in out if k[:2] == (m[1], int(m[2])) and k[2] == int(m[3]) + 1]
-            for k in stale:
-                del out[k]
-            out.setdefault((m[1], int(m[2]), int(m[3])), ("poisoned",))
-    return out
-
+from libbpf_ref import LibBPF, libbpf_core  # noqa: E402
 
 def pybpf_core(spec: ObjectSpec, btf: str | None) -> dict[tuple[str, int, int], tuple]:
     out: dict[tuple[str, int, int], tuple] = {}
@@ -151,7 +60,7 @@ def compare(path: Path, lib: LibBPF, btf: str | None, verbose: bool) -> dict:
     if not l_progs and error:
         stats["problems"].append(error)
         return stats
-    mine = {p.name: ("?" * (not p.autoload) + p.section, int(p.type), int(p.expected_attach_type or 0))
+    mine = {p.name: (p.section, int(p.type), int(p.expected_attach_type or 0))
             for p in spec.programs.values()}
     stats["progs_ok"] = mine == l_progs
     if not stats["progs_ok"]:

@@ -27,6 +27,9 @@ from .errors import (
     VMFault,
 )
 
+from .object import ObjectSpec
+from .object.compile import compile
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "BPFPermissionError",
     "BTFError",
     "CompileError",
+    "compile",
     "CORERelocationError",
     "ELFError",
     "FilterSyntaxError",
@@ -45,6 +49,7 @@ __all__ = [
     "MapError",
     "NotSupportedError",
     "ObjectError",
+    "ObjectSpec",
     "VerifierError",
     "VMError",
     "VMFault",
