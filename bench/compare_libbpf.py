@@ -49,7 +49,7 @@ def pybpf_core(spec: ObjectSpec, btf: str | None) -> dict[tuple[str, int, int], 
 
 def compare(path: Path, lib: LibBPF, btf: str | None, verbose: bool) -> dict:
     stats = {"object": path.name, "parsed": False, "progs_ok": False, "maps_ok": False, "core": 0, "core_ok": 0,
-             "problems": []}
+             "insn_progs": 0, "insn_ok": 0, "problems": []}
     try:
         spec = ObjectSpec.from_file(path)
     except BPFError as exc:
@@ -85,6 +85,24 @@ def compare(path: Path, lib: LibBPF, btf: str | None, verbose: bool) -> dict:
                 stats["problems"].append(f"CO-RE {key}: pybpf {ours.get(key)} libbpf {value}")
         for key in set(ours) - set(theirs):
             stats["problems"].append(f"CO-RE {key}: pybpf {ours[key]}, not in libbpf's log")
+    if lib.instructions:
+        # the bytes libbpf handed to BPF_PROG_LOAD vs pybpf's linked, CO-RE-relocated instructions with the
+        # same map fds (and ksyms resolved here)
+        ksyms = spec.resolve_ksyms() if any(e.kind == "ksym" for e in spec.externs.values()) else {}
+        for name, code in lib.instructions.items():
+            stats["insn_progs"] += 1
+            try:
+                mine = spec.link_instructions(name, lib.map_fds, ksyms).encode()
+            except BPFError as exc:
+                stats["problems"].append(f"program {name}: {exc}")
+                continue
+            if mine == code:
+                stats["insn_ok"] += 1
+            else:
+                first = next((i for i in range(0, min(len(mine), len(code)), 8) if mine[i:i + 8] != code[i:i + 8]),
+                             min(len(mine), len(code)))
+                stats["problems"].append(f"program {name}: instructions differ from libbpf's at insn #{first // 8} "
+                                         f"({len(mine) // 8} vs {len(code) // 8} slots)")
     return stats
 
 
@@ -100,17 +118,26 @@ def main() -> int:
     lib = LibBPF()
     rows = [compare(f, lib, args.btf, args.verbose) for f in files]
     for r in rows:
-        flag = "OK " if r["parsed"] and r["progs_ok"] and r["maps_ok"] and r["core"] == r["core_ok"] else "DIFF"
+        if r["problems"] and r["problems"][0].startswith("libbpf cannot open"):
+            print(f"ONLY {r['object']:31} parsed={r['parsed']!s:5} (libbpf 1.1 refuses this object: "
+                  f"{r['problems'][0]})")
+            continue
+        flag = ("OK " if r["parsed"] and r["progs_ok"] and r["maps_ok"] and r["core"] == r["core_ok"]
+                and r["insn_ok"] == r["insn_progs"] else "DIFF")
         print(f"{flag} {r['object']:32} parsed={r['parsed']!s:5} programs={r['progs_ok']!s:5} maps={r['maps_ok']!s:5} "
-              f"CO-RE {r['core_ok']}/{r['core']}")
+              f"CO-RE {r['core_ok']}/{r['core']} same instructions {r['insn_ok']}/{r['insn_progs']}")
         for problem in r["problems"][: None if args.verbose else 3]:
             print("      ", problem)
     n = len(rows)
+    refused = sum(1 for r in rows if r["problems"] and r["problems"][0].startswith("libbpf cannot open"))
     core = sum(r["core"] for r in rows)
     core_ok = sum(r["core_ok"] for r in rows)
-    print(f"\nobjects: {n}, parsed: {sum(r['parsed'] for r in rows)}, program lists equal: "
+    print(f"\nobjects: {n}, parsed by pybpf: {sum(r['parsed'] for r in rows)}, refused by libbpf 1.1: {refused}, "
+          f"program lists equal: "
           f"{sum(r['progs_ok'] for r in rows)}, map lists equal: {sum(r['maps_ok'] for r in rows)}, "
-          f"CO-RE relocations equal: {core_ok}/{core} ({100.0 * core_ok / core if core else 100:.1f}%)")
+          f"CO-RE relocations equal: {core_ok}/{core} ({100.0 * core_ok / core if core else 100:.1f}%), "
+          f"programs with byte-identical instructions: {sum(r['insn_ok'] for r in rows)}/"
+          f"{sum(r['insn_progs'] for r in rows)} (of those libbpf loaded)")
     return 0
 
 

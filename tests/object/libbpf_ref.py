@@ -37,7 +37,8 @@ class LibBPF:
              [cp, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]),
             ("bpf_map__numa_node", u32, [vp]), ("bpf_map__map_extra", ctypes.c_uint64, [vp]),
             ("bpf_map__inner_map", vp, [vp]), ("bpf_program__flags", u32, [vp]),
-            ("bpf_program__insn_cnt", ctypes.c_size_t, [vp]),
+            ("bpf_program__insn_cnt", ctypes.c_size_t, [vp]), ("bpf_program__insns", vp, [vp]),
+            ("bpf_map__fd", ctypes.c_int, [vp]),
         ]:
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
@@ -108,6 +109,8 @@ class LibBPF:
                 self.lib.bpf_map__max_entries(m), self.lib.bpf_map__map_flags(m))
             m = self.lib.bpf_object__next_map(obj, m)
         error = ""
+        self.instructions: dict[str, bytes] = {}
+        self.map_fds: dict[str, int] = {}
         if load:
             # sizes tools fill in from user space before loading (stack maps, per-CPU buffers)
             m = self.lib.bpf_object__next_map(obj, None)
@@ -119,6 +122,18 @@ class LibBPF:
                 m = self.lib.bpf_object__next_map(obj, m)
             if self.lib.bpf_object__load(obj) != 0:
                 error = f"load failed (errno {ctypes.get_errno()})"
+            else:
+                # the final instructions libbpf gave the kernel, and the map fds they contain
+                p = self.lib.bpf_object__next_program(obj, None)
+                while p:
+                    ptr, n = self.lib.bpf_program__insns(p), self.lib.bpf_program__insn_cnt(p)
+                    if ptr and self.lib.bpf_program__autoload(p):
+                        self.instructions[self.lib.bpf_program__name(p).decode()] = ctypes.string_at(ptr, n * 8)
+                    p = self.lib.bpf_object__next_program(obj, p)
+                m = self.lib.bpf_object__next_map(obj, None)
+                while m:
+                    self.map_fds[self.lib.bpf_map__name(m).decode()] = self.lib.bpf_map__fd(m)
+                    m = self.lib.bpf_object__next_map(obj, m)
         self.lib.bpf_object__close(obj)
         return progs, maps, list(self.log), error
 
