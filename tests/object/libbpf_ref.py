@@ -39,6 +39,7 @@ class LibBPF:
             ("bpf_map__inner_map", vp, [vp]), ("bpf_program__flags", u32, [vp]),
             ("bpf_program__insn_cnt", ctypes.c_size_t, [vp]), ("bpf_program__insns", vp, [vp]),
             ("bpf_map__fd", ctypes.c_int, [vp]),
+            ("bpf_map__initial_value", vp, [vp, ctypes.POINTER(ctypes.c_size_t)]),
         ]:
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
@@ -111,6 +112,7 @@ class LibBPF:
         error = ""
         self.instructions: dict[str, bytes] = {}
         self.map_fds: dict[str, int] = {}
+        self.map_data: dict[str, bytes] = {}
         if load:
             # sizes tools fill in from user space before loading (stack maps, per-CPU buffers)
             m = self.lib.bpf_object__next_map(obj, None)
@@ -132,7 +134,12 @@ class LibBPF:
                     p = self.lib.bpf_object__next_program(obj, p)
                 m = self.lib.bpf_object__next_map(obj, None)
                 while m:
-                    self.map_fds[self.lib.bpf_map__name(m).decode()] = self.lib.bpf_map__fd(m)
+                    name = self.lib.bpf_map__name(m).decode()
+                    self.map_fds[name] = self.lib.bpf_map__fd(m)
+                    size = ctypes.c_size_t()
+                    ptr = self.lib.bpf_map__initial_value(m, ctypes.byref(size))
+                    if ptr:  # global data and .kconfig as libbpf filled them in
+                        self.map_data[name] = ctypes.string_at(ptr, size.value)
                     m = self.lib.bpf_object__next_map(obj, m)
         self.lib.bpf_object__close(obj)
         return progs, maps, list(self.log), error
