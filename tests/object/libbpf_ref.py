@@ -12,6 +12,14 @@ from __future__ import annotations
 import ctypes
 import re
 
+class _OpenOpts(ctypes.Structure):
+    """struct bpf_object_open_opts of libbpf 1.1, up to btf_custom_path."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("object_name", ctypes.c_char_p), ("relaxed_maps", ctypes.c_bool),
+                ("pin_root_path", ctypes.c_char_p), ("_unused", ctypes.c_uint32), ("kconfig", ctypes.c_char_p),
+                ("btf_custom_path", ctypes.c_char_p)]
+
+
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 
@@ -90,10 +98,13 @@ class LibBPF:
                 "flags": self.lib.bpf_map__map_flags(m), "numa_node": self.lib.bpf_map__numa_node(m),
                 "map_extra": self.lib.bpf_map__map_extra(m), "inner": self._map(inner) if inner else None}
 
-    def view(self, path: str, load: bool) -> tuple[dict, dict, list[str], str]:
-        """(programs, maps, debug log, error) as libbpf sees the object."""
+    def view(self, path: str, load: bool, btf_custom_path: str | None = None) -> tuple[dict, dict, list[str], str]:
+        """(programs, maps, debug log, error) as libbpf sees the object (CO-RE against ``btf_custom_path``)."""
         self.log = []
-        obj = self.lib.bpf_object__open_file(path.encode(), None)
+        opts = None
+        if btf_custom_path is not None:
+            opts = _OpenOpts(sz=ctypes.sizeof(_OpenOpts), btf_custom_path=btf_custom_path.encode())
+        obj = self.lib.bpf_object__open_file(path.encode(), ctypes.addressof(opts) if opts is not None else None)
         if not obj:
             return {}, {}, self.log, f"libbpf cannot open it (errno {ctypes.get_errno()})"
         progs, maps = {}, {}

@@ -891,6 +891,7 @@ def _resolve_one(local: BTF, rec, section: str, index: int, target: CORETarget, 
         result.error = f"unrecognized CO-RE relocation kind {rec.kind}"
         return result
     try:
+        result.local_spec = c_access(parse_spec(local, rec.type_id, access, kind))
         res, local_spec, targ_spec, ncands = calc_relocation(local, rec.type_id, access, kind, rec.insn_off,
                                                              target, cache)
     except _Fail as exc:
