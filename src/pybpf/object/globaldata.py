@@ -43,8 +43,16 @@ def collect_global_data(r: "_ObjectReader") -> None:
     _kconfig_map(r)
 
 
+MAX_DATA_SECTION = 1 << 30  # no BPF map value comes close; a bigger .bss is a corrupt header
+
+
 def _data_map(r: "_ObjectReader", sec, kind: str) -> None:
     name = internal_map_name(r.name, sec.name)
+    if sec.size > MAX_DATA_SECTION:
+        from ..errors import ELFError
+
+        raise ELFError(f"{r.label}: section {sec.name} claims {sec.size} bytes of global data, more than any BPF "
+                       "map can hold", section=sec.name, offset=sec.offset)
     if name in r.spec.maps:
         raise ObjectError(f"{r.label}: section {sec.name} makes map {name!r}, which already exists")
     data = bytearray(sec.size) if kind == "bss" else bytearray(sec.data)
