@@ -38,6 +38,10 @@ class AssemblerError(BPFError, ValueError):
         super().__init__(f"{where}{message}{shown}")
 
 
+class FilterValidationError(InstructionError):
+    """A classic BPF program the kernel would refuse (bpf_check_classic, seccomp rules)."""
+
+
 # --- file formats ----------------------------------------------------------
 
 
@@ -62,6 +66,13 @@ class ELFError(FormatError):
 
 class BTFError(FormatError):
     """BTF or BTF.ext data that cannot be read or resolved."""
+
+
+class TypeNotFoundError(BTFError, KeyError):
+    """A BTF type, member or enumerator looked up by name that is not there."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class ObjectError(BPFError):
@@ -124,6 +135,14 @@ class VerifierError(KernelError):
         if source:
             msg += f"\n  at {source}"
         KernelError.__init__(self, err, msg)
+
+
+class BTFLoadError(KernelError):
+    """The kernel rejected BTF data (BPF_BTF_LOAD); carries the kernel's BTF verifier log."""
+
+    def __init__(self, err: int, message: str, log: str = ""):
+        self.log = log
+        KernelError.__init__(self, err, message)
 
 
 class MapError(BPFError):

@@ -1,1 +1,54 @@
-"""BTF and BTF.ext: read, write, look up, dump as C."""
+"""BTF and BTF.ext: read, write, look up, dump as C, encode and decode values.
+
+    from pybpf.btf import BTF, kernel_btf
+    vmlinux = kernel_btf()                          # parsed once per process, lazily
+    task = vmlinux.find("task_struct", "struct")
+    vmlinux.member_offset(task, "pid")              # -> byte offset
+    btf = BTF.from_file("prog.bpf.o")               # an object's .BTF
+    codec = btf.codec("struct event")               # bytes <-> Python values
+    print(btf.dump_c())                             # what `bpftool btf dump ... format c` prints
+"""
+
+from .btf import BTF
+from .kernel import clear_cache, kernel_btf, kernel_modules_with_btf, module_btf
+from .types import (
+    MODIFIER_KINDS,
+    Array,
+    Composite,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumValue,
+    Float,
+    Func,
+    FuncLinkage,
+    FuncProto,
+    Fwd,
+    Int,
+    IntEncoding,
+    Kind,
+    Member,
+    Param,
+    Pointer,
+    Restrict,
+    Struct,
+    Type,
+    TypeTag,
+    Typedef,
+    Union,
+    Var,
+    VarLinkage,
+    VarSecinfo,
+    Void,
+    Volatile,
+    essential_name,
+)
+
+__all__ = [
+    "BTF", "Kind", "Type", "Void", "Int", "Float", "Pointer", "Array", "Composite", "Struct", "Union", "Enum",
+    "Enum64", "EnumValue", "Fwd", "Typedef", "Volatile", "Const", "Restrict", "TypeTag", "Func", "FuncProto",
+    "Var", "Datasec", "DeclTag", "Member", "Param", "VarSecinfo", "IntEncoding", "FuncLinkage", "VarLinkage",
+    "MODIFIER_KINDS", "essential_name", "kernel_btf", "module_btf", "kernel_modules_with_btf", "clear_cache",
+]

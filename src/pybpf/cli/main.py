@@ -11,6 +11,10 @@ from ..errors import BPFError
 
 # Each module defines register(subparsers); a sub-command sets `func(args) -> int`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "tracepipe",
+    "capture",
+    "seccomp",
+    "btf",
     "object",
 )
 

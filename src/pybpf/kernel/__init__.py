@@ -1,1 +1,35 @@
-"""Kernel backend: the bpf() syscall, maps, programs, links, events."""
+"""Kernel backend: the bpf() syscall, maps, programs, links, events.
+
+pybpf's equivalent of libbpf, in Python: objects are created from specs (or
+explicit parameters), own their file descriptors, and detach/unload when
+closed.  Start with :class:`Map`, :class:`Program`, :class:`Collection`.
+"""
+
+from .attach import attach_perf_fd, interface_index
+from .btf_object import KernelBTF, minimal_btf
+from .codec import Codec, IntCodec, RawCodec, StructCodec
+from .collection import Collection
+from .features import (
+    kernel_version, supports_helper, supports_map_type, supports_prog_type, require_map_type, require_prog_type,
+)
+from .fs import ensure_bpffs, online_cpus, possible_cpus, tracefs
+from .link import BPFLink, Link, LinkGroup, LinkInfo, PerfEventLink, SocketFilterLink
+from .maps import BloomFilterMap, Map, MapInfo, MapOfMaps, ProgArray, QueueMap, RingBuf
+from .perf import HardwareEvent, PerfType, SoftwareEvent
+from .program import Program, ProgramInfo, TestRunResult
+from .ringbuf import RingBufReader
+from .syscall import btf_ids, link_ids, map_ids, prog_ids
+from .tracepipe import TraceLine, TracePipe, trace_pipe
+from .uapi import ANY, EXIST, NOEXIST, AttachType, LinkType, MapFlags, MapType, ProgFlags, ProgType, XDPFlags
+from .verifier import SourceLine
+
+__all__ = [
+    "ANY", "EXIST", "NOEXIST", "AttachType", "BPFLink", "BloomFilterMap", "Codec", "Collection", "HardwareEvent",
+    "IntCodec", "KernelBTF", "Link", "LinkGroup", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",
+    "MapOfMaps", "MapType", "PerfEventLink", "PerfType", "ProgArray", "ProgFlags", "ProgType", "Program",
+    "ProgramInfo", "QueueMap", "RawCodec", "RingBuf", "RingBufReader", "SocketFilterLink", "SoftwareEvent",
+    "SourceLine", "StructCodec", "TestRunResult", "TraceLine", "TracePipe", "XDPFlags", "attach_perf_fd", "btf_ids",
+    "ensure_bpffs", "interface_index", "kernel_version", "link_ids", "map_ids", "minimal_btf", "online_cpus",
+    "possible_cpus", "prog_ids", "require_map_type", "require_prog_type", "supports_helper",
+    "supports_map_type", "supports_prog_type", "trace_pipe", "tracefs",
+]
