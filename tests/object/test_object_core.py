@@ -11,7 +11,7 @@ from conftest import compile_bpf
 from pybpf.errors import CORERelocationError
 from pybpf.isa import CALL, LD_IMM64
 from pybpf.object import COREKind, ObjectSpec
-from pybpf.object.btfread import KIND_ENUM, KIND_STRUCT, vmlinux_btf
+from pybpf.btf import kernel_btf
 from pybpf.object.core import apply_core
 
 HERE = Path(__file__).resolve().parent
@@ -85,25 +85,25 @@ def test_all_thirteen_kinds_are_recorded(spec):
 
 
 def test_against_the_running_kernel(spec):
-    vm = vmlinux_btf()
-    task = vm.type(vm.find("task_struct", KIND_STRUCT)[0])
+    vm = kernel_btf()
+    task = vm.find("task_struct", "struct")
     members = {m.name: m for m in task.members}
     results = spec.apply_core()
     assert all(not r.error for r in results), [r.describe() for r in results if r.error]
 
     tgid, = [r for r in _by(results, COREKind.FIELD_BYTE_OFFSET, "task_struct.tgid")]
-    assert tgid.new_value == members["tgid"].bit_offset // 8 and not tgid.poisoned
+    assert tgid.new_value == members["tgid"].offset // 8 and not tgid.poisoned
     assert tgid.local_spec.startswith("struct task_struct.tgid (0:1 @ offset 4)")
     parent, = _by(results, COREKind.FIELD_BYTE_OFFSET, "task_struct.real_parent")
-    assert parent.new_value == members["real_parent"].bit_offset // 8
+    assert parent.new_value == members["real_parent"].offset // 8
     comm1, = _by(results, COREKind.FIELD_BYTE_OFFSET, "task_struct.comm[1]")
-    assert comm1.new_value == members["comm"].bit_offset // 8 + 1
+    assert comm1.new_value == members["comm"].offset // 8 + 1
     assert _by(results, COREKind.FIELD_BYTE_SIZE, "task_struct.comm")[0].new_value == 16
     assert _by(results, COREKind.FIELD_SIGNED, "task_struct.pid")[0].new_value == 1
     exists = {r.local_spec.split(" ")[1]: r.new_value for r in results if r.kind == COREKind.FIELD_EXISTS}
     assert exists == {"task_struct.pid": 1, "task_struct___old.pybpf_no_such_field": 0}
 
-    bit = members["in_execve"].bit_offset
+    bit = members["in_execve"].offset
     byte_off = _by(results, COREKind.FIELD_BYTE_OFFSET, "in_execve")[0].new_value
     byte_sz = _by(results, COREKind.FIELD_BYTE_SIZE, "in_execve")[0].new_value
     assert byte_off * 8 <= bit < (byte_off + byte_sz) * 8
@@ -111,15 +111,14 @@ def test_against_the_running_kernel(spec):
     assert _by(results, COREKind.FIELD_RSHIFT_U64, "in_execve")[0].new_value == 63
 
     local_id = _by(results, COREKind.TYPE_ID_LOCAL, "task_struct")[0]
-    assert local_id.new_value == local_id.orig_value == spec.btf.find("task_struct", KIND_STRUCT)[0]
+    assert local_id.new_value == local_id.orig_value == spec.btf.find("task_struct", "struct").id
     assert _by(results, COREKind.TYPE_ID_TARGET, "task_struct")[0].new_value == task.id
     assert _by(results, COREKind.TYPE_SIZE, "task_struct")[0].new_value == task.size
     assert {r.local.split(" ")[-1]: r.new_value for r in results if r.kind == COREKind.TYPE_EXISTS} == {
         "task_struct": 1, "pybpf_no_such_struct": 0}
     assert _by(results, COREKind.TYPE_MATCHES, "list_head")[0].new_value == 1
 
-    func_id = vm.type(vm.find("bpf_func_id", KIND_ENUM)[0])
-    cookie = next(v.value for v in func_id.members if v.name == "BPF_FUNC_get_attach_cookie")
+    cookie = vm.find("bpf_func_id", "enum").value("BPF_FUNC_get_attach_cookie")
     assert _by(results, COREKind.ENUMVAL_VALUE, "BPF_FUNC_get_attach_cookie")[0].new_value == cookie
     assert _by(results, COREKind.ENUMVAL_EXISTS, "BPF_FUNC_pybpf_nope")[0].new_value == 0
     assert _by(results, COREKind.ENUMVAL_VALUE, "PERF_EVENT_STATE_DEAD")[0].new_value == (-5) % (1 << 64)

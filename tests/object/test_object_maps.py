@@ -6,6 +6,7 @@ import pytest
 
 import libbpf_ref
 from conftest import compile_bpf
+from pybpf.cli.object import c_type_name
 from pybpf.errors import BPFError, ObjectError
 from pybpf.object import MapFlags, MapType, ObjectSpec, Pinning
 
@@ -77,7 +78,7 @@ def test_typed_map(spec):
     m = spec.maps["typed"]
     assert (m.type, m.key_size, m.value_size, m.max_entries, m.flags) == (MapType.HASH, 8, 20, 1024, 1)
     assert m.key_type.describe() == "struct key" and m.value_type.describe() == "struct event"
-    assert spec.btf.type_name(m.value_type_id) == "struct event"
+    assert c_type_name(spec.btf, m.value_type_id) == "struct event"
     assert not m.is_internal and m.section == ".maps"
 
 

@@ -113,7 +113,7 @@ def test_callback_is_a_function_pointer(obj):
 def test_func_info_follows_each_copy(obj):
     for prog in obj.programs.values():
         assert [fi.insn_off for fi in prog.func_info] == [f.slot for f in prog.functions]
-        assert [obj.btf.type(fi.type_id).name for fi in prog.func_info] == [f.name for f in prog.functions]
+        assert [obj.btf[fi.type_id].name for fi in prog.func_info] == [f.name for f in prog.functions]
 
 
 def test_line_info_rebased_into_each_function(obj):

@@ -71,7 +71,7 @@ def describe(spec) -> dict[str, Any]:
         except Exception as exc:  # a type the codec cannot show: show bytes
             value = v.raw.hex() if v.map.data is not None else f"<{exc}>"
         variables.append({"name": v.name, "section": v.section, "map": v.map.name, "offset": v.offset,
-                          "size": v.size, "type": btf.type_name(v.type_id) if btf is not None and v.type_id
+                          "size": v.size, "type": c_type_name(btf, v.type_id) if btf is not None and v.type_id
                           else None, "linkage": v.linkage, "value": value})
     externs = []
     for e in spec.externs.values():
@@ -87,7 +87,7 @@ def describe(spec) -> dict[str, Any]:
 
 def _map_record(m, btf, enum_name) -> dict[str, Any]:
     def tname(type_id: int) -> str | None:
-        return btf.type_name(type_id) if btf is not None and type_id else None
+        return c_type_name(btf, type_id) if btf is not None and type_id else None
 
     rec = {
         "name": m.name, "type": enum_name(type(m.type), m.type) if not isinstance(m.type, int) or
@@ -101,6 +101,35 @@ def _map_record(m, btf, enum_name) -> dict[str, Any]:
     if m.inner is not None:
         rec["inner"] = _map_record(m.inner, btf, enum_name)
     return rec
+
+
+def c_type_name(btf, type_id: int, depth: int = 0) -> str:
+    """How C spells a BTF type: ``int``, ``struct event``, ``char[16]``, ``const u8 *``."""
+    from ..btf import Kind
+
+    if depth > 32:
+        return "..."
+    t = btf[type_id]
+    k = t.kind
+    if k == Kind.UNKN:
+        return "void"
+    if k == Kind.PTR:
+        inner = c_type_name(btf, t.type_id, depth + 1)
+        return inner + ("*" if inner.endswith("*") else " *")
+    if k == Kind.ARRAY:
+        return f"{c_type_name(btf, t.type_id, depth + 1)}[{t.nelems}]"
+    if k in (Kind.CONST, Kind.VOLATILE, Kind.RESTRICT):
+        return f"{k.name.lower()} {c_type_name(btf, t.type_id, depth + 1)}"
+    if k in (Kind.TYPE_TAG, Kind.VAR, Kind.FUNC, Kind.DECL_TAG):
+        return c_type_name(btf, t.type_id, depth + 1)
+    if k == Kind.FUNC_PROTO:
+        args = ", ".join(c_type_name(btf, p.type_id, depth + 1) for p in t.params) or "void"
+        return f"{c_type_name(btf, t.return_type_id, depth + 1)} (*)({args})"
+    if k in (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.FWD):
+        word = {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.FWD: "union" if getattr(t, "union", False)
+                else "struct"}.get(k, "enum")
+        return f"{word} {t.name or '(anon)'}"
+    return t.name
 
 
 def _jsonable(value: Any) -> Any:
@@ -217,4 +246,4 @@ def run_core(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-__all__ = ["describe", "register"]
+__all__ = ["c_type_name", "describe", "register"]

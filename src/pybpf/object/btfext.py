@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ..errors import BTFError
-from .btfread import BTF
+from ..btf import BTF
 
 _HDR = struct.Struct("<HBBIIIII")
 _U32 = struct.Struct("<I")

@@ -68,14 +68,10 @@ def vmlinux_header(btf_path: str = VMLINUX_BTF) -> Path:
 
 def _dump_c(data: bytes, btf_path: str) -> str:
     """vmlinux.h text from BTF: pybpf's own C dumper (pybpf.btf)."""
+    from ..btf import BTF
+
     try:
-        from ..btf.btf import BTF
-        from ..btf.cdump import dump_c
-    except ImportError:
-        raise CompileError("pybpf.btf's C dumper is not available in this installation; pass an existing "
-                           "vmlinux.h directory with include_dirs=... and vmlinux=False") from None
-    try:
-        text = dump_c(BTF.from_bytes(data, name=btf_path))
+        text = BTF.from_bytes(data, name=btf_path, validate=False).dump_c()
     except BTFError as exc:
         raise CompileError(f"cannot turn {btf_path} into C: {exc}") from None
     if _HEADER_GUARD not in text:

@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..errors import CORERelocationError
+from ..errors import BPFError, CORERelocationError
 from ..isa import CALL, LD_IMM64, Instruction, Program
 from ..isa.opcodes import CLASS_MASK, MODE_MASK, SOURCE_MASK, Class, Size
-from .btfread import (
-    BTF, KIND_ARRAY, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_FUNC_PROTO, KIND_FWD, KIND_INT, KIND_PTR,
-    KIND_STRUCT, KIND_UNION, KIND_UNKN, INT_SIGNED, essential_name, load_btf_file, module_btfs, vmlinux_btf,
-)
+from ..btf import BTF, IntEncoding, Kind, essential_name, kernel_btf, kernel_modules_with_btf, module_btf
 from .spec import CORE_POISON_IMM
 
 if TYPE_CHECKING:
@@ -157,37 +154,32 @@ class _Spec:
     raw_spec: list[int] = field(default_factory=list)
     bit_offset: int = 0
 
-    def copy(self) -> "_Spec":
-        return _Spec(self.btf, self.root_type_id, self.kind, list(self.spec), list(self.raw_spec), self.bit_offset)
-
 
 _ACCESS = re.compile(r"^\d+(?::\d+)*$")
+_COMPOSITE = (Kind.STRUCT, Kind.UNION)
+_ENUMS = (Kind.ENUM, Kind.ENUM64)
 
 
-def _is_composite(kind: int) -> bool:
-    return kind == KIND_STRUCT or kind == KIND_UNION
+def _kind_compat(k1: Kind, k2: Kind) -> bool:
+    return k1 == k2 or (k1 in _ENUMS and k2 in _ENUMS)
 
 
-def _is_any_enum(kind: int) -> bool:
-    return kind == KIND_ENUM or kind == KIND_ENUM64
-
-
-def _kind_compat(k1: int, k2: int) -> bool:
-    return k1 == k2 or (_is_any_enum(k1) and _is_any_enum(k2))
+def _name(t) -> str:
+    """libbpf's view of a name: void has none."""
+    return "" if t.kind == Kind.UNKN else t.name
 
 
 def _size(btf: BTF, type_id: int) -> int:
     try:
-        return btf.resolve_size(type_id)
-    except Exception as exc:  # BTFError: no size / loop
+        return btf.sizeof(type_id)
+    except BPFError as exc:  # no size, or a loop
         raise _Fail(f"cannot size type [{type_id}]: {exc}") from None
 
 
 def _is_flex_arr(btf: BTF, acc: _Accessor | None, nelems: int) -> bool:
     if acc is None or not acc.name or nelems > 0:
         return False
-    t = btf.type(acc.type_id)
-    return acc.idx == t.vlen - 1
+    return acc.idx == len(btf[acc.type_id].members) - 1
 
 
 def parse_spec(btf: BTF, type_id: int, access: str, kind: COREKind) -> _Spec:
@@ -205,30 +197,30 @@ def parse_spec(btf: BTF, type_id: int, access: str, kind: COREKind) -> _Spec:
     if len(raw) > SPEC_MAX_LEN:
         raise _Fail(f"access string {access!r} is too long")
     spec.raw_spec = raw
-    id_ = btf.skip_mods_and_typedefs(type_id)
-    t = btf.type(id_)
+    id_ = btf.resolve(type_id)
+    t = btf[id_]
     spec.spec.append(_Accessor(id_, raw[0], None))
     if kind.is_enumval:
-        if not _is_any_enum(t.kind) or len(raw) > 1 or raw[0] >= t.vlen:
+        if t.kind not in _ENUMS or len(raw) > 1 or raw[0] >= len(t.values):
             raise _Fail(f"enum value relocation {access!r} against {t.describe()}")
-        spec.spec[0].name = t.members[raw[0]].name
+        spec.spec[0].name = t.values[raw[0]].name
         return spec
     if not kind.is_field:
         raise _Fail(f"unknown relocation kind {int(kind)}")
     spec.bit_offset = raw[0] * _size(btf, id_) * 8
     for access_idx in raw[1:]:
-        id_ = btf.skip_mods_and_typedefs(id_)
-        t = btf.type(id_)
-        if _is_composite(t.kind):
-            if access_idx >= t.vlen:
+        id_ = btf.resolve(id_)
+        t = btf[id_]
+        if t.kind in _COMPOSITE:
+            if access_idx >= len(t.members):
                 raise _Fail(f"member #{access_idx} of {t.describe()} does not exist")
             m = t.members[access_idx]
-            spec.bit_offset += m.bit_offset
+            spec.bit_offset += m.offset
             if m.name:
                 spec.spec.append(_Accessor(id_, access_idx, m.name))
-            id_ = m.type
-        elif t.kind == KIND_ARRAY:
-            elem = btf.skip_mods_and_typedefs(t.type)
+            id_ = m.type_id
+        elif t.kind == Kind.ARRAY:
+            elem = btf.resolve(t.type_id)
             flex = _is_flex_arr(btf, spec.spec[-1] if spec.spec else None, t.nelems)
             if not flex and access_idx >= t.nelems:
                 raise _Fail(f"index {access_idx} out of bounds of an array of {t.nelems}")
@@ -236,23 +228,22 @@ def parse_spec(btf: BTF, type_id: int, access: str, kind: COREKind) -> _Spec:
             spec.bit_offset += access_idx * _size(btf, elem) * 8
             id_ = elem
         else:
-            raise _Fail(f"access {access!r} of [{type_id}] steps into {t.kind_name} [{id_}]")
+            raise _Fail(f"access {access!r} of [{type_id}] steps into {t.kind.name} [{id_}]")
     return spec
 
 
 def format_spec(spec: _Spec) -> str:
-    """libbpf's bpf_core_format_spec, without the ``<kind> [id]`` prefix."""
+    """libbpf's bpf_core_format_spec, without the ``<kind>`` prefix."""
     btf = spec.btf
-    t = btf.type(spec.root_type_id)
-    out = [f"[{spec.root_type_id}] {t.kind_name.lower()} {t.name or '<anon>'}"]
+    t = btf[spec.root_type_id]
+    out = [f"[{spec.root_type_id}] {t.kind.name.lower()} {_name(t) or '<anon>'}"]
     if spec.kind.is_type:
         return out[0]
     if spec.kind.is_enumval:
-        et = btf.type(btf.skip_mods_and_typedefs(spec.root_type_id))
+        et = btf[btf.resolve(spec.root_type_id)]
         if spec.raw_spec:
-            e = et.members[spec.raw_spec[0]]
-            value = e.value if et.kind_flag else e.value & (0xFFFFFFFF if et.kind == KIND_ENUM else _MASK64)
-            out.append(f"::{e.name} = {value}")
+            e = et.values[spec.raw_spec[0]]
+            out.append(f"::{e.name} = {e.value}")
         return "".join(out)
     for i, acc in enumerate(spec.spec):
         if acc.name:
@@ -285,57 +276,53 @@ def types_are_compat(local: BTF, local_id: int, targ: BTF, targ_id: int, level: 
         depth -= 1
         if depth < 0:
             raise _Fail("type chain too deep while checking compatibility")
-        local_id = local.skip_mods_and_typedefs(local_id)
-        targ_id = targ.skip_mods_and_typedefs(targ_id)
-        lt, tt = local.type(local_id), targ.type(targ_id)
+        local_id = local.resolve(local_id)
+        targ_id = targ.resolve(targ_id)
+        lt, tt = local[local_id], targ[targ_id]
         if not _kind_compat(lt.kind, tt.kind):
             return 0
         k = lt.kind
-        if k in (KIND_UNKN, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_FWD, KIND_ENUM64):
+        if k in (Kind.UNKN, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.FWD, Kind.ENUM64):
             return 1
-        if k == KIND_INT:
-            return int(lt.int_offset == 0 and tt.int_offset == 0)
-        if k == KIND_PTR:
-            local_id, targ_id = lt.type, tt.type
+        if k == Kind.INT:
+            return int(lt.offset == 0 and tt.offset == 0)
+        if k in (Kind.PTR, Kind.ARRAY):
+            local_id, targ_id = lt.type_id, tt.type_id
             continue
-        if k == KIND_ARRAY:
-            local_id, targ_id = lt.type, tt.type
-            continue
-        if k == KIND_FUNC_PROTO:
-            if lt.vlen != tt.vlen:
+        if k == Kind.FUNC_PROTO:
+            if len(lt.params) != len(tt.params):
                 return 0
-            for lp, tp in zip(lt.members, tt.members):
+            for lp, tp in zip(lt.params, tt.params):
                 if level <= 0:
                     raise _Fail("function prototypes nested too deep")
-                r = types_are_compat(local, local.skip_mods_and_typedefs(lp.type), targ,
-                                     targ.skip_mods_and_typedefs(tp.type), level - 1)
+                r = types_are_compat(local, local.resolve(lp.type_id), targ, targ.resolve(tp.type_id), level - 1)
                 if r <= 0:
                     return r
-            local_id = local.skip_mods_and_typedefs(lt.type)
-            targ_id = targ.skip_mods_and_typedefs(tt.type)
+            local_id = local.resolve(lt.return_type_id)
+            targ_id = targ.resolve(tt.return_type_id)
             continue
         return 0
 
 
 def _fields_are_compat(local: BTF, local_id: int, targ: BTF, targ_id: int) -> int:
     for _ in range(64):
-        local_id = local.skip_mods_and_typedefs(local_id)
-        targ_id = targ.skip_mods_and_typedefs(targ_id)
-        lt, tt = local.type(local_id), targ.type(targ_id)
-        if _is_composite(lt.kind) and _is_composite(tt.kind):
+        local_id = local.resolve(local_id)
+        targ_id = targ.resolve(targ_id)
+        lt, tt = local[local_id], targ[targ_id]
+        if lt.kind in _COMPOSITE and tt.kind in _COMPOSITE:
             return 1
         if not _kind_compat(lt.kind, tt.kind):
             return 0
         k = lt.kind
-        if k in (KIND_PTR, KIND_FLOAT):
+        if k in (Kind.PTR, Kind.FLOAT):
             return 1
-        if k in (KIND_FWD, KIND_ENUM, KIND_ENUM64):
-            ln, tn = essential_name(lt.name), essential_name(tt.name)
+        if k in (Kind.FWD, Kind.ENUM, Kind.ENUM64):
+            ln, tn = essential_name(_name(lt)), essential_name(_name(tt))
             return int(not ln or not tn or ln == tn)
-        if k == KIND_INT:
-            return int(lt.int_offset == 0 and tt.int_offset == 0)
-        if k == KIND_ARRAY:
-            local_id, targ_id = lt.type, tt.type
+        if k == Kind.INT:
+            return int(lt.offset == 0 and tt.offset == 0)
+        if k == Kind.ARRAY:
+            local_id, targ_id = lt.type_id, tt.type_id
             continue
         return 0
     raise _Fail("array nesting too deep while checking field compatibility")
@@ -357,80 +344,80 @@ def types_match(local: BTF, local_id: int, targ: BTF, targ_id: int, behind_ptr: 
         depth -= 1
         if depth < 0:
             raise _Fail("type chain too deep while matching")
-        local_id = local.skip_mods_and_typedefs(local_id)
-        targ_id = targ.skip_mods_and_typedefs(targ_id)
-        lt, tt = local.type(local_id), targ.type(targ_id)
-        if not _names_match(lt.name, tt.name):
+        local_id = local.resolve(local_id)
+        targ_id = targ.resolve(targ_id)
+        lt, tt = local[local_id], targ[targ_id]
+        if not _names_match(_name(lt), _name(tt)):
             return 0
         lk, tk = lt.kind, tt.kind
-        if lk == KIND_UNKN:
+        if lk == Kind.UNKN:
             return int(lk == tk)
-        if lk == KIND_FWD:
+        if lk == Kind.FWD:
             if behind_ptr:
                 if lk == tk:
-                    return int(lt.kind_flag == tt.kind_flag)
-                return int((tk == KIND_STRUCT and not lt.kind_flag) or (tk == KIND_UNION and lt.kind_flag))
+                    return int(lt.union == tt.union)
+                return int((tk == Kind.STRUCT and not lt.union) or (tk == Kind.UNION and lt.union))
             if lk != tk:
                 return 0
-            return int(lt.kind_flag == tt.kind_flag)
-        if lk in (KIND_ENUM, KIND_ENUM64):
-            if not _is_any_enum(tk):
+            return int(lt.union == tt.union)
+        if lk in _ENUMS:
+            if tk not in _ENUMS:
                 return 0
             return _enums_match(lt, tt)
-        if lk in (KIND_STRUCT, KIND_UNION):
+        if lk in _COMPOSITE:
             if behind_ptr:
                 if lk == tk:
                     return 1
-                if tk != KIND_FWD:
+                if tk != Kind.FWD:
                     return 0
-                return int((lk == KIND_UNION) == tt.kind_flag)
+                return int((lk == Kind.UNION) == tt.union)
             if lk != tk:
                 return 0
             return _composites_match(local, lt, targ, tt, behind_ptr, level)
-        if lk == KIND_INT:
+        if lk == Kind.INT:
             if lk != tk:
                 return 0
-            return int(lt.size == tt.size and (lt.encoding & INT_SIGNED) == (tt.encoding & INT_SIGNED))
-        if lk == KIND_PTR:
+            return int(lt.size == tt.size and (lt.encoding & IntEncoding.SIGNED) == (tt.encoding & IntEncoding.SIGNED))
+        if lk == Kind.PTR:
             if lk != tk:
                 return 0
             behind_ptr = True
-            local_id, targ_id = lt.type, tt.type
+            local_id, targ_id = lt.type_id, tt.type_id
             continue
-        if lk == KIND_ARRAY:
+        if lk == Kind.ARRAY:
             if lk != tk or lt.nelems != tt.nelems:
                 return 0
-            local_id, targ_id = lt.type, tt.type
+            local_id, targ_id = lt.type_id, tt.type_id
             continue
-        if lk == KIND_FUNC_PROTO:
-            if lk != tk or lt.vlen != tt.vlen:
+        if lk == Kind.FUNC_PROTO:
+            if lk != tk or len(lt.params) != len(tt.params):
                 return 0
-            for lp, tp in zip(lt.members, tt.members):
-                r = types_match(local, lp.type, targ, tp.type, behind_ptr, level - 1)
+            for lp, tp in zip(lt.params, tt.params):
+                r = types_match(local, lp.type_id, targ, tp.type_id, behind_ptr, level - 1)
                 if r <= 0:
                     return r
-            local_id, targ_id = lt.type, tt.type
+            local_id, targ_id = lt.return_type_id, tt.return_type_id
             continue
         return 0
 
 
 def _enums_match(lt, tt) -> int:
-    if lt.size != tt.size or lt.vlen > tt.vlen:
+    if lt.size != tt.size or len(lt.values) > len(tt.values):
         return 0
-    for lv in lt.members:
-        if not any(_names_match(lv.name, tv.name) for tv in tt.members):
+    for lv in lt.values:
+        if not any(_names_match(lv.name, tv.name) for tv in tt.values):
             return 0
     return 1
 
 
 def _composites_match(local: BTF, lt, targ: BTF, tt, behind_ptr: bool, level: int) -> int:
-    if lt.vlen > tt.vlen:
+    if len(lt.members) > len(tt.members):
         return 0
     for lm in lt.members:
         for tm in tt.members:
             if not _names_match(lm.name, tm.name):
                 continue
-            if types_match(local, lm.type, targ, tm.type, behind_ptr, level - 1) > 0:
+            if types_match(local, lm.type_id, targ, tm.type_id, behind_ptr, level - 1) > 0:
                 break
         else:
             return 0
@@ -441,28 +428,27 @@ def _composites_match(local: BTF, lt, targ: BTF, tt, behind_ptr: bool, level: in
 
 
 def _match_member(local: BTF, local_acc: _Accessor, targ: BTF, targ_id: int, spec: _Spec) -> tuple[int, int]:
-    targ_id = targ.skip_mods_and_typedefs(targ_id)
-    tt = targ.type(targ_id)
-    if not _is_composite(tt.kind):
+    targ_id = targ.resolve(targ_id)
+    tt = targ[targ_id]
+    if tt.kind not in _COMPOSITE:
         return 0, 0
-    lt = local.type(local_acc.type_id)
-    local_member = lt.members[local_acc.idx]
+    local_member = local[local_acc.type_id].members[local_acc.idx]
     for i, m in enumerate(tt.members):
         if len(spec.raw_spec) == SPEC_MAX_LEN:
             raise _Fail("struct/union/array nesting too deep")
-        spec.bit_offset += m.bit_offset
+        spec.bit_offset += m.offset
         spec.raw_spec.append(i)
         if not m.name:
-            found, next_id = _match_member(local, local_acc, targ, m.type, spec)
+            found, next_id = _match_member(local, local_acc, targ, m.type_id, spec)
             if found:
                 return found, next_id
         elif m.name == local_member.name:
             spec.spec.append(_Accessor(targ_id, i, m.name))
-            found = _fields_are_compat(local, local_member.type, targ, m.type)
+            found = _fields_are_compat(local, local_member.type_id, targ, m.type_id)
             if not found:
                 spec.spec.pop()
-            return found, m.type
-        spec.bit_offset -= m.bit_offset
+            return found, m.type_id
+        spec.bit_offset -= m.offset
         spec.raw_spec.pop()
     return 0, 0
 
@@ -476,12 +462,12 @@ def _spec_match(local_spec: _Spec, targ: BTF, targ_id: int) -> tuple[int, _Spec]
         return types_are_compat(local_spec.btf, local_spec.root_type_id, targ, targ_id), targ_spec
     local_acc = local_spec.spec[0]
     if kind.is_enumval:
-        targ_id = targ.skip_mods_and_typedefs(targ_id)
-        tt = targ.type(targ_id)
-        if not _is_any_enum(tt.kind):
+        targ_id = targ.resolve(targ_id)
+        tt = targ[targ_id]
+        if tt.kind not in _ENUMS:
             return 0, targ_spec
         want = essential_name(local_acc.name or "")
-        for i, v in enumerate(tt.members):
+        for i, v in enumerate(tt.values):
             if essential_name(v.name) == want:
                 targ_spec.spec.append(_Accessor(targ_id, i, v.name))
                 targ_spec.raw_spec.append(i)
@@ -490,20 +476,20 @@ def _spec_match(local_spec: _Spec, targ: BTF, targ_id: int) -> tuple[int, _Spec]
     if not kind.is_field:
         raise _Fail(f"unknown relocation kind {int(kind)}")
     for i, acc in enumerate(local_spec.spec):
-        targ_id = targ.skip_mods_and_typedefs(targ_id)
-        tt = targ.type(targ_id)
+        targ_id = targ.resolve(targ_id)
+        tt = targ[targ_id]
         if acc.name:
             matched, targ_id = _match_member(local_spec.btf, acc, targ, targ_id, targ_spec)
             if matched <= 0:
                 return matched, targ_spec
         else:
             if i > 0:
-                if tt.kind != KIND_ARRAY:
+                if tt.kind != Kind.ARRAY:
                     return 0, targ_spec
                 flex = _is_flex_arr(targ, targ_spec.spec[-1] if targ_spec.spec else None, tt.nelems)
                 if not flex and acc.idx >= tt.nelems:
                     return 0, targ_spec
-                targ_id = targ.skip_mods_and_typedefs(tt.type)
+                targ_id = targ.resolve(tt.type_id)
             if len(targ_spec.raw_spec) == SPEC_MAX_LEN:
                 raise _Fail("struct/union/array nesting too deep")
             targ_spec.spec.append(_Accessor(targ_id, acc.idx, None))
@@ -530,12 +516,12 @@ class _Res:
 
 
 def _elem_size(btf: BTF, type_id: int) -> int:
-    elem = btf.skip_mods_and_typedefs(type_id)
+    elem = btf.resolve(type_id)
     for _ in range(64):
-        t = btf.type(elem)
-        if t.kind != KIND_ARRAY:
+        t = btf[elem]
+        if t.kind != Kind.ARRAY:
             break
-        elem = btf.skip_mods_and_typedefs(t.type)
+        elem = btf.resolve(t.type_id)
     return _size(btf, elem)
 
 
@@ -553,15 +539,15 @@ def _calc_field(kind: COREKind, spec: _Spec | None, insn_off: int) -> tuple[int,
         if kind == COREKind.FIELD_BYTE_SIZE:
             return _size(btf, acc.type_id), 0, 0, True
         raise _Fail(f"relocation {kind.label} at insn #{insn_off // 8} can't be applied to an array access")
-    t = btf.type(acc.type_id)
+    t = btf[acc.type_id]
     m = t.members[acc.idx]
-    field_type_id = btf.skip_mods_and_typedefs(m.type)
-    mt = btf.type(field_type_id)
+    field_type_id = btf.resolve(m.type_id)
+    mt = btf[field_type_id]
     bit_off = spec.bit_offset
-    bit_sz = m.bitfield_size if t.kind_flag else 0
+    bit_sz = m.bitfield_size if t.kflag else 0
     bitfield = bit_sz > 0
     if bitfield:
-        byte_sz = mt.size
+        byte_sz = _size(btf, field_type_id)
         if byte_sz <= 0:
             raise _Fail(f"bitfield {m.name!r} has a type without size")
         byte_off = bit_off // 8 // byte_sz * byte_sz
@@ -583,7 +569,8 @@ def _calc_field(kind: COREKind, spec: _Spec | None, insn_off: int) -> tuple[int,
     elif kind == COREKind.FIELD_BYTE_SIZE:
         val = byte_sz
     elif kind == COREKind.FIELD_SIGNED:
-        val = int((_is_any_enum(mt.kind) and mt.kind_flag) or (mt.kind == KIND_INT and bool(mt.encoding & INT_SIGNED)))
+        val = int((mt.kind in _ENUMS and mt.signed)
+                  or (mt.kind == Kind.INT and bool(mt.encoding & IntEncoding.SIGNED)))
         validate = True
     elif kind == COREKind.FIELD_LSHIFT_U64:
         val = 64 - (bit_off + bit_sz - byte_off * 8)
@@ -614,8 +601,11 @@ def _calc_enumval(kind: COREKind, spec: _Spec | None) -> int:
     if kind == COREKind.ENUMVAL_VALUE:
         if spec is None:
             raise _Poison("enum value not found in the target")
-        t = spec.btf.type(spec.spec[0].type_id)
-        return t.members[spec.spec[0].idx].value & _MASK64  # s32 enum values sign-extend, as in libbpf
+        t = spec.btf[spec.spec[0].type_id]
+        value = t.values[spec.spec[0].idx].value
+        if t.kind == Kind.ENUM and value >= 1 << 31:
+            value -= 1 << 32  # libbpf reads a 32-bit enum value as __s32: it sign-extends
+        return value & _MASK64
     raise _Fail(f"unsupported enum relocation {kind.label}")
 
 
@@ -626,12 +616,12 @@ def _calc_relo(kind: COREKind, insn_off: int, local_spec: _Spec, targ_spec: _Spe
             res.orig_val, res.orig_sz, res.orig_type_id, res.validate = _calc_field(kind, local_spec, insn_off)
             res.new_val, res.new_sz, res.new_type_id, _ = _calc_field(kind, targ_spec, insn_off)
             if res.orig_sz != res.new_sz:
-                ot = local_spec.btf.type(res.orig_type_id)
-                nt = targ_spec.btf.type(res.new_type_id) if targ_spec else None
-                if nt is not None and ot.kind == KIND_PTR and nt.kind == KIND_PTR:
+                ot = local_spec.btf[res.orig_type_id]
+                nt = targ_spec.btf[res.new_type_id] if targ_spec else None
+                if nt is not None and ot.kind == Kind.PTR and nt.kind == Kind.PTR:
                     pass
-                elif (nt is not None and ot.kind == KIND_INT and nt.kind == KIND_INT
-                      and ot.encoding != INT_SIGNED and nt.encoding != INT_SIGNED):
+                elif (nt is not None and ot.kind == Kind.INT and nt.kind == Kind.INT
+                      and ot.encoding != IntEncoding.SIGNED and nt.encoding != IntEncoding.SIGNED):
                     pass
                 else:
                     res.fail_memsz_adjust = True
@@ -663,42 +653,40 @@ class CORETarget:
 
     def __init__(self, main: BTF, modules: Iterable[BTF] | None = None, label: str = "vmlinux"):
         self.main = main
-        self._modules = modules
+        self._modules = list(modules) if modules is not None else None
         self.label = label
 
     @classmethod
     def running_kernel(cls) -> "CORETarget":
-        return cls(vmlinux_btf(), None, "vmlinux")
+        return cls(kernel_btf(), None, "vmlinux")
 
     def modules(self) -> list[BTF]:
+        """Module BTFs (the running kernel's are read on first need: libbpf looks there last)."""
         if self._modules is None:
-            self._modules = module_btfs() if self.label == "vmlinux" else []
-        return list(self._modules)
+            found = []
+            for name in kernel_modules_with_btf():
+                try:
+                    found.append(module_btf(name))
+                except BPFError:
+                    continue  # unloaded meanwhile
+            self._modules = found
+        return self._modules
 
     def candidates(self, local: BTF, local_id: int) -> list[_Candidate]:
         """libbpf's bpf_core_find_cands: same essential name, compatible kind; vmlinux first, then modules."""
-        lt = local.type(local_id)
-        want = essential_name(lt.name)
-        found = self._from(self.main, want, lt.kind, 1)
+        lt = local[local_id]
+        found = self._from(self.main, lt.name, lt.kind, 1)
         if found:
             return found
         for mod in self.modules():
-            found.extend(self._from(mod, want, lt.kind, mod.start_id))
+            found.extend(self._from(mod, lt.name, lt.kind, mod.start_id))
         return found
 
     @staticmethod
-    def _from(btf: BTF, want: str, kind: int, start: int) -> list[_Candidate]:
-        out = []
-        chain = []
-        b: BTF | None = btf
-        while b is not None:
-            chain.append(b)
-            b = b.base
-        for b in reversed(chain):
-            for i in b.essential_index().get(want, ()):
-                if i >= start and _kind_compat(btf.kind_of(i), kind):
-                    out.append(_Candidate(btf, i))
-        return sorted(set(out), key=lambda c: c.id)
+    def _from(btf: BTF, name: str, kind: Kind, start: int) -> list[_Candidate]:
+        want = essential_name(name)
+        return [_Candidate(btf, t.id) for t in btf.find_by_essential_name(name)
+                if t.id >= start and t.name and essential_name(t.name) == want and _kind_compat(t.kind, kind)]
 
 
 def resolve_target(target: Any) -> CORETarget:
@@ -709,7 +697,10 @@ def resolve_target(target: Any) -> CORETarget:
     if isinstance(target, BTF):
         return CORETarget(target, [], target.name)
     path = str(target)
-    return CORETarget(load_btf_file(path), [], path)
+    try:
+        return CORETarget(BTF.from_file(path), [], path)
+    except OSError as exc:
+        raise CORERelocationError(f"cannot read target BTF {path}: {exc.strerror}") from None
 
 
 def calc_relocation(local: BTF, type_id: int, access: str, kind: int, insn_off: int, target: CORETarget,
@@ -719,11 +710,11 @@ def calc_relocation(local: BTF, type_id: int, access: str, kind: int, insn_off: 
         kind = COREKind(kind)
     except ValueError:
         raise _Fail(f"unrecognized CO-RE relocation kind {kind}") from None
-    local_t = local.type(type_id)
+    local_t = local[type_id]
     local_spec = parse_spec(local, type_id, access, kind)
     if kind == COREKind.TYPE_ID_LOCAL:
         return _Res(orig_val=type_id, new_val=type_id, validate=False), local_spec, None, 0
-    if not local_t.name:
+    if not _name(local_t):
         raise _Fail(f"<{kind.label}> relocation doesn't support anonymous types")
     cands = cache.get(type_id)
     if cands is None:
@@ -879,8 +870,8 @@ def _resolve_one(local: BTF, rec, section: str, index: int, target: CORETarget, 
     except ValueError:
         kind = None
     try:
-        local_t = local.type(rec.type_id)
-        local_desc = f"[{rec.type_id}] {local_t.kind_name.lower()} {local_t.name or '<anon>'}"
+        local_t = local[rec.type_id]
+        local_desc = f"[{rec.type_id}] {local_t.kind.name.lower()} {_name(local_t) or '<anon>'}"
         access = local.string(rec.access_str_off)
     except Exception as exc:
         return CORERelocationResult(section, index, rec.insn_off // 8, kind or COREKind.FIELD_BYTE_OFFSET,

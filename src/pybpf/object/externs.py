@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from ..errors import ObjectError
 from ..isa import CALL, Instruction, Program, PseudoCall, PseudoLoad
-from .btfread import BTF, KIND_FUNC, KIND_VAR
+from ..btf import BTF, Kind
 from .core import CORETarget, _Fail, resolve_target, types_are_compat
 from .spec import KFUNC_POISON_BASE, MAP_POISON_BASE
 
@@ -82,11 +82,11 @@ def resolve_ksyms(spec: "ObjectSpec", target: object = None,
 
 def _resolve_typed(spec: "ObjectSpec", ext: "ExternSpec", target: CORETarget,
                    module_names: Mapping[int, str] | None) -> KsymResolution:
-    kind = KIND_FUNC if ext.is_function else KIND_VAR
+    kind = Kind.FUNC if ext.is_function else Kind.VAR
     name = ext.essential_name if ext.is_function else ext.name
     found: tuple[BTF, int] | None = None
     for btf in [target.main, *target.modules()]:
-        ids = [i for i in btf.find(name, kind) if i >= btf.start_id]
+        ids = [i for i in btf.ids_by_name(name, kind) if i >= btf.start_id]
         if ids:
             found = (btf, ids[0])
             break
@@ -97,12 +97,12 @@ def _resolve_typed(spec: "ObjectSpec", ext: "ExternSpec", target: CORETarget,
         raise ObjectError(f"{spec.name}: {what} {ext.name!r} is not in the kernel's BTF (vmlinux or modules)")
     btf, type_id = found
     local = spec.btf
-    local_type = local.type(ext.type_id).type
+    local_type = local[ext.type_id].type_id
     if not ext.is_function:
-        local_type = local.skip_mods_and_typedefs(local_type)
-    targ_type = btf.type(type_id).type
+        local_type = local.resolve(local_type)
+    targ_type = btf[type_id].type_id
     if not ext.is_function:
-        targ_type = btf.skip_mods_and_typedefs(targ_type)
+        targ_type = btf.resolve(targ_type)
     try:
         compat = types_are_compat(local, local_type, btf, targ_type)
     except _Fail:
@@ -111,10 +111,10 @@ def _resolve_typed(spec: "ObjectSpec", ext: "ExternSpec", target: CORETarget,
         if ext.weak and ext.is_function:
             return KsymResolution(ext.name, resolved=False)
         raise ObjectError(f"{spec.name}: {what} {ext.name!r}: the program declares it as "
-                          f"{local.type(local_type).describe()}, the kernel has {btf.type(targ_type).describe()}")
+                          f"{local[local_type].describe()}, the kernel has {btf[targ_type].describe()}")
     module = None
     if btf is not target.main:
-        module = (module_names or {}).get(id(btf)) or btf.name.rsplit("/", 1)[-1]
+        module = (module_names or {}).get(id(btf)) or btf.name.rsplit("/", 1)[-1].split(" ")[0]
     return KsymResolution(ext.name, btf_id=type_id, module=module)
 
 

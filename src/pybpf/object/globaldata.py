@@ -12,10 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ObjectError
-from .btfread import (
-    BTF, KIND_ARRAY, KIND_DATASEC, KIND_ENUM, KIND_ENUM64, KIND_FUNC, KIND_FUNC_PROTO, KIND_INT, KIND_UNKN,
-    KIND_VAR, INT_BOOL, INT_SIGNED, VAR_GLOBAL_EXTERN, VAR_STATIC, FUNC_EXTERN, essential_name,
-)
+from ..btf import BTF, FuncLinkage, IntEncoding, Kind, VarLinkage, essential_name
 from .kinds import MapFlags, MapType
 from .spec import ExternSpec, MapSpec, VariableSpec
 
@@ -61,8 +58,8 @@ def _data_map(r: "_ObjectReader", sec, kind: str) -> None:
         flags |= MapFlags.RDONLY_PROG
     datasec = None
     if r.btf is not None:
-        sid = r.btf.find_one(sec.name, KIND_DATASEC)
-        datasec = r.btf.type(sid) if sid is not None else None
+        ids = r.btf.ids_by_name(sec.name, Kind.DATASEC)
+        datasec = r.btf[ids[0]] if ids else None
     spec = MapSpec(name, MapType.ARRAY, key_size=4, value_size=sec.size, max_entries=1, flags=flags,
                    section=sec.name, internal=sec.name, data=data, frozen=kind == "rodata",
                    value_type_id=datasec.id if datasec is not None else 0, value_type=datasec)
@@ -85,9 +82,9 @@ def _variables(r: "_ObjectReader", sec, spec: MapSpec, datasec) -> list[Variable
     out: list[VariableSpec] = []
     if datasec is not None:
         btf: BTF = r.btf
-        for info in datasec.members:
-            var = btf.type(info.type)
-            if var.kind != KIND_VAR:
+        for info in datasec.vars:
+            var = btf[info.type_id]
+            if var.kind != Kind.VAR:
                 continue
             sym = symbols.get(var.name)
             offset = sym.value if sym is not None else info.offset
@@ -96,8 +93,8 @@ def _variables(r: "_ObjectReader", sec, spec: MapSpec, datasec) -> list[Variable
                 raise ObjectError(f"{r.label}: variable {var.name!r} ({size} bytes at {offset}) lies outside "
                                   f"section {sec.name} ({sec.size} bytes)")
             hidden = sym is not None and sym.visibility in (1, 2)
-            linkage = "static" if var.linkage == VAR_STATIC or hidden else "global"
-            out.append(VariableSpec(var.name, spec, offset, size, type=btf.type(var.type), type_id=var.type,
+            linkage = "static" if var.linkage == VarLinkage.STATIC or hidden else "global"
+            out.append(VariableSpec(var.name, spec, offset, size, type=btf[var.type_id], type_id=var.type_id,
                                     linkage=linkage, btf=btf))
         return out
     for sym in sorted(symbols.values(), key=lambda s: s.value):
@@ -127,26 +124,26 @@ def collect_externs(r: "_ObjectReader") -> None:
             # the object; pybpf keeps it and says why the programs using it cannot load.
             externs.append(ExternSpec(sym.name, "undefined", sym.bind == 2, essential_name=essential_name(sym.name)))
             continue
-        t = btf.type(ext_id)
+        t = btf[ext_id]
         ext = ExternSpec(t.name, "", sym.bind == 2, type_id=ext_id, essential_name=essential_name(t.name))
         if sec_name == ".kconfig":
-            if t.kind == KIND_FUNC:
+            if t.kind == Kind.FUNC:
                 raise ObjectError(f"{r.label}: extern function {t.name!r} cannot live in .kconfig")
             ext.kind = "kconfig"
-            ext.size = btf.resolve_size(t.type)
-            ext.align = btf.align_of(t.type)
+            ext.size = btf.sizeof(t.type_id)
+            ext.align = btf.alignof(t.type_id)
             if ext.size <= 0 or ext.align <= 0:
                 raise ObjectError(f"{r.label}: kconfig extern {t.name!r} has no usable size")
-            ext.kconfig_type, ext.signed = kconfig_type(btf, t.type)
+            ext.kconfig_type, ext.signed = kconfig_type(btf, t.type_id)
             if not ext.kconfig_type:
                 raise ObjectError(f"{r.label}: kconfig extern {t.name!r}: type is unsupported (use bool, "
                                   "enum libbpf_tristate, char, an integer or a char array)")
-            ext.type = btf.type(t.type)
+            ext.type = btf[t.type_id]
         elif sec_name == ".ksyms":
             ext.kind = "ksym"
-            ext.is_function = t.kind == KIND_FUNC
-            target = btf.skip_mods_and_typedefs(t.type)
-            ext.type = btf.type(target)
+            ext.is_function = t.kind == Kind.FUNC
+            target = btf.resolve(t.type_id)
+            ext.type = btf[target]
             ext.typed = target != 0  # `extern const void sym __ksym` is typeless: its address comes from kallsyms
         else:
             raise ObjectError(f"{r.label}: extern {t.name!r} lives in unrecognized section {sec_name!r} "
@@ -164,47 +161,44 @@ def collect_externs(r: "_ObjectReader") -> None:
 
 
 def _find_extern_btf(btf: BTF, name: str, label: str) -> int | None:
-    for type_id in btf.find(name):
-        t = btf.type(type_id)
-        if t.kind == KIND_VAR:
-            if t.linkage != VAR_GLOBAL_EXTERN:
+    for type_id in btf.ids_by_name(name):
+        t = btf[type_id]
+        if t.kind == Kind.VAR:
+            if t.linkage != VarLinkage.EXTERN:
                 raise ObjectError(f"{label}: extern {name!r}: BTF VAR is not extern")
             return type_id
-        if t.kind == KIND_FUNC:
-            if t.linkage != FUNC_EXTERN:
+        if t.kind == Kind.FUNC:
+            if t.linkage != FuncLinkage.EXTERN:
                 raise ObjectError(f"{label}: extern {name!r}: BTF FUNC is not extern")
             return type_id
     return None
 
 
 def _extern_section(btf: BTF, ext_id: int) -> str | None:
-    for type_id in btf.ids():
-        if btf.kind_of(type_id) != KIND_DATASEC:
-            continue
-        t = btf.type(type_id)
-        if any(info.type == ext_id for info in t.members):
+    for t in btf.types(Kind.DATASEC):
+        if any(info.type_id == ext_id for info in t.vars):
             return t.name
     return None
 
 
 def kconfig_type(btf: BTF, type_id: int) -> tuple[str, bool]:
     """libbpf's find_kcfg_type: how a Kconfig value is written into the extern."""
-    t = btf.type(btf.skip_mods_and_typedefs(type_id))
-    if t.kind == KIND_INT:
-        if t.encoding & INT_BOOL:
+    t = btf[btf.resolve(type_id)]
+    if t.kind == Kind.INT:
+        if t.encoding & IntEncoding.BOOL:
             return ("bool" if t.size == 1 else ""), False
-        signed = bool(t.encoding & INT_SIGNED)
+        signed = bool(t.encoding & IntEncoding.SIGNED)
         if t.size == 1:
             return "char", signed
         if t.size < 1 or t.size > 8 or t.size & (t.size - 1):
             return "", signed
         return "int", signed
-    if t.kind in (KIND_ENUM, KIND_ENUM64):
-        if t.name != "libbpf_tristate" or (t.kind == KIND_ENUM and t.size != 4):
+    if t.kind in (Kind.ENUM, Kind.ENUM64):
+        if t.name != "libbpf_tristate" or (t.kind == Kind.ENUM and t.size != 4):
             return "", False
         return "tristate", False
-    if t.kind == KIND_ARRAY:
-        if t.nelems == 0 or kconfig_type(btf, t.type)[0] != "char":
+    if t.kind == Kind.ARRAY:
+        if t.nelems == 0 or kconfig_type(btf, t.type_id)[0] != "char":
             return "", False
         return "char_array", False
     return "", False
@@ -223,7 +217,7 @@ def _kconfig_map(r: "_ObjectReader") -> None:
     r.kconfig_map = name
     for e in kconfig:
         r.spec.variables.setdefault(e.name, VariableSpec(e.name, spec, e.offset, e.size, type=e.type,
-                                                         type_id=r.btf.type(e.type_id).type, btf=r.btf))
+                                                         type_id=r.btf[e.type_id].type_id, btf=r.btf))
 
 
 __all__ = ["collect_externs", "collect_global_data", "internal_map_name", "kconfig_type"]

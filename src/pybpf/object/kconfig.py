@@ -67,13 +67,10 @@ def read_kernel_config() -> str:
 
 def probe_bpf_cookie() -> bool:
     """Whether bpf_get_attach_cookie() exists: the helper is in the kernel's enum bpf_func_id."""
-    from .btfread import KIND_ENUM, vmlinux_btf
+    from ..btf import kernel_btf
 
-    btf = vmlinux_btf()
-    for type_id in btf.find("bpf_func_id", KIND_ENUM):
-        if any(v.name == "BPF_FUNC_get_attach_cookie" for v in btf.type(type_id).members):
-            return True
-    return False
+    return any(v.name == "BPF_FUNC_get_attach_cookie"
+               for t in kernel_btf().find_all("bpf_func_id", "enum") for v in t.values)
 
 
 def probe_syscall_wrapper() -> bool:

@@ -11,10 +11,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from ..errors import ELFError, ObjectError
-from .btfread import (
-    BTF, KIND_ARRAY, KIND_ENUM, KIND_ENUM64, KIND_FUNC_PROTO, KIND_PTR, KIND_STRUCT, KIND_VAR,
-    VAR_GLOBAL_ALLOCATED,
-)
+from ..btf import BTF, Kind, VarLinkage
 from .kinds import MapType, Pinning
 from .spec import MapSpec
 
@@ -82,28 +79,28 @@ def _btf_maps(r: "_ObjectReader", sec) -> None:
     btf: BTF | None = r.btf
     if btf is None:
         raise ObjectError(f"{r.label}: section .maps needs BTF to be understood; compile with -g")
-    sec_id = btf.find_one(".maps", 15)
-    if sec_id is None:
+    sec_ids = btf.ids_by_name(".maps", Kind.DATASEC)
+    if not sec_ids:
         raise ObjectError(f"{r.label}: BTF has no DATASEC '.maps' describing section .maps")
-    r.maps_datasec = btf.type(sec_id)
-    for var_index, info in enumerate(r.maps_datasec.members):
-        var = btf.type(info.type)
+    r.maps_datasec = btf[sec_ids[0]]
+    for var_index, info in enumerate(r.maps_datasec.vars):
+        var = btf[info.type_id]
         name = var.name
         if not name:
             raise ObjectError(f"{r.label}: .maps variable #{var_index} has no name")
-        if var.kind != KIND_VAR:
-            raise ObjectError(f"{r.label}: map {name!r}: .maps entry is a {var.kind_name}, not a VAR")
-        if var.linkage != VAR_GLOBAL_ALLOCATED:
+        if var.kind != Kind.VAR:
+            raise ObjectError(f"{r.label}: map {name!r}: .maps entry is a {var.kind.name}, not a VAR")
+        if var.linkage != VarLinkage.GLOBAL:
             raise ObjectError(f"{r.label}: map {name!r}: unsupported linkage {_linkage(var.linkage)} "
                               "(maps must be global, non-extern variables)")
         offset = _symbol_offset(r, sec.index, name, info.offset)
         if offset + info.size > sec.size:
             raise ELFError(f"{r.label}: map {name!r} ({info.size} bytes at {offset}) lies outside section .maps",
                            section=".maps", offset=sec.offset + offset)
-        def_id = btf.skip_mods_and_typedefs(var.type)
-        def_t = btf.type(def_id)
-        if def_t.kind != KIND_STRUCT:
-            raise ObjectError(f"{r.label}: map {name!r}: definition is a {def_t.kind_name}, not a struct")
+        def_id = btf.resolve(var.type_id)
+        def_t = btf[def_id]
+        if def_t.kind != Kind.STRUCT:
+            raise ObjectError(f"{r.label}: map {name!r}: definition is a {def_t.kind.name}, not a struct")
         if def_t.size > info.size:
             raise ObjectError(f"{r.label}: map {name!r}: definition of {def_t.size} bytes in a {info.size}-byte slot")
         spec = parse_map_definition(r.label, btf, name, def_id, inner=False)
@@ -126,7 +123,7 @@ def _linkage(value: int) -> str:
 
 def parse_map_definition(label: str, btf: BTF, name: str, def_id: int, inner: bool) -> MapSpec:
     """libbpf's parse_btf_map_def: the members of a ``struct { __uint(type, ...); ... }``."""
-    t = btf.type(def_id)
+    t = btf[def_id]
     spec = MapSpec(name, MapType.UNSPEC)
     where = f"{label}: map {name!r}"
     for i, m in enumerate(t.members):
@@ -148,16 +145,16 @@ def parse_map_definition(label: str, btf: BTF, name: str, def_id: int, inner: bo
             _check_conflict(where, "value", spec.value_size, size)
             spec.value_size = size
         elif field in ("key", "value"):
-            ptr = btf.type(m.type)
-            if ptr.kind != KIND_PTR:
-                raise ObjectError(f"{where}: {field} spec is a {ptr.kind_name}, expected a pointer (__type(...))")
-            size = btf.resolve_size(ptr.type)
+            ptr = btf[m.type_id]
+            if ptr.kind != Kind.PTR:
+                raise ObjectError(f"{where}: {field} spec is a {ptr.kind.name}, expected a pointer (__type(...))")
+            size = btf.sizeof(ptr.type_id)
             if field == "key":
                 _check_conflict(where, "key", spec.key_size, size)
-                spec.key_size, spec.key_type_id, spec.key_type = size, ptr.type, btf.type(ptr.type)
+                spec.key_size, spec.key_type_id, spec.key_type = size, ptr.type_id, btf[ptr.type_id]
             else:
                 _check_conflict(where, "value", spec.value_size, size)
-                spec.value_size, spec.value_type_id, spec.value_type = size, ptr.type, btf.type(ptr.type)
+                spec.value_size, spec.value_type_id, spec.value_type = size, ptr.type_id, btf[ptr.type_id]
         elif field == "values":
             _values_member(label, btf, spec, m, i, len(t.members), inner, where)
         elif field == "pinning":
@@ -194,20 +191,20 @@ def _values_member(label, btf: BTF, spec: MapSpec, m, i: int, count: int, inner:
         raise ObjectError(f"{where}: 'values' needs a map-in-map or a prog array")
     _check_conflict(where, "value", spec.value_size, 4)
     spec.value_size = 4
-    arr = btf.type(m.type)
-    if arr.kind != KIND_ARRAY or arr.nelems:
+    arr = btf[m.type_id]
+    if arr.kind != Kind.ARRAY or arr.nelems:
         raise ObjectError(f"{where}: 'values' is not a zero-sized array")
-    ptr = btf.type(btf.skip_mods_and_typedefs(arr.type))
-    if ptr.kind != KIND_PTR:
-        raise ObjectError(f"{where}: 'values' holds {ptr.kind_name}, expected pointers")
-    target_id = btf.skip_mods_and_typedefs(ptr.type)
-    target = btf.type(target_id)
+    ptr = btf[btf.resolve(arr.type_id)]
+    if ptr.kind != Kind.PTR:
+        raise ObjectError(f"{where}: 'values' holds {ptr.kind.name}, expected pointers")
+    target_id = btf.resolve(ptr.type_id)
+    target = btf[target_id]
     if is_prog_array:
-        if target.kind != KIND_FUNC_PROTO:
-            raise ObjectError(f"{where}: prog-array 'values' point to {target.kind_name}, expected functions")
+        if target.kind != Kind.FUNC_PROTO:
+            raise ObjectError(f"{where}: prog-array 'values' point to {target.kind.name}, expected functions")
         return
-    if target.kind != KIND_STRUCT:
-        raise ObjectError(f"{where}: map-in-map 'values' point to {target.kind_name}, expected a map definition")
+    if target.kind != Kind.STRUCT:
+        raise ObjectError(f"{where}: map-in-map 'values' point to {target.kind.name}, expected a map definition")
     spec.inner = parse_map_definition(label, btf, f"{spec.name}.inner", target_id, inner=True)
 
 
@@ -218,25 +215,25 @@ def _check_conflict(where: str, what: str, old: int, new: int) -> None:
 
 def _field_int(btf: BTF, m, where: str) -> int:
     """``__uint(name, N)`` is ``int (*name)[N]``: the number is the array length."""
-    t = btf.type(btf.skip_mods_and_typedefs(m.type))
-    if t.kind != KIND_PTR:
-        raise ObjectError(f"{where}: attribute {m.name!r} is a {t.kind_name}, expected __uint() (a pointer)")
-    arr = btf.type(t.type)
-    if arr.kind != KIND_ARRAY:
-        raise ObjectError(f"{where}: attribute {m.name!r} points to a {arr.kind_name}, expected an array")
+    t = btf[btf.resolve(m.type_id)]
+    if t.kind != Kind.PTR:
+        raise ObjectError(f"{where}: attribute {m.name!r} is a {t.kind.name}, expected __uint() (a pointer)")
+    arr = btf[t.type_id]
+    if arr.kind != Kind.ARRAY:
+        raise ObjectError(f"{where}: attribute {m.name!r} points to a {arr.kind.name}, expected an array")
     return arr.nelems
 
 
 def _field_long(btf: BTF, m, where: str) -> int:
     """``__ulong(name, N)``: an enum with one value (64-bit capable), or an __uint."""
-    t = btf.type(btf.skip_mods_and_typedefs(m.type))
-    if t.kind == KIND_PTR:
+    t = btf[btf.resolve(m.type_id)]
+    if t.kind == Kind.PTR:
         return _field_int(btf, m, where)
-    if t.kind not in (KIND_ENUM, KIND_ENUM64):
-        raise ObjectError(f"{where}: attribute {m.name!r} is a {t.kind_name}, expected __ulong() (an enum)")
-    if t.vlen != 1:
-        raise ObjectError(f"{where}: attribute {m.name!r}: invalid __ulong (enum with {t.vlen} values)")
-    return t.members[0].value & 0xFFFFFFFFFFFFFFFF
+    if t.kind not in (Kind.ENUM, Kind.ENUM64):
+        raise ObjectError(f"{where}: attribute {m.name!r} is a {t.kind.name}, expected __ulong() (an enum)")
+    if len(t.values) != 1:
+        raise ObjectError(f"{where}: attribute {m.name!r}: invalid __ulong (enum with {len(t.values)} values)")
+    return t.values[0].value & 0xFFFFFFFFFFFFFFFF
 
 
 def ringbuf_size(size: int) -> int:
@@ -275,10 +272,10 @@ def collect_map_relocations(r: "_ObjectReader", rel_sec) -> None:
                            offset=where)
         map_name, map_off, _size, def_id = owner
         spec = r.spec.maps[map_name]
-        def_t = btf.type(def_id)
+        def_t = btf[def_id]
         if not def_t.members or def_t.members[-1].name != "values":
             raise ObjectError(f"{r.label}: map {map_name!r}: relocation outside its 'values' member")
-        moff = def_t.members[-1].bit_offset // 8
+        moff = def_t.members[-1].offset // 8
         rel_off = rel.offset - map_off
         if rel_off < moff or (rel_off - moff) % 8:
             raise ObjectError(f"{r.label}: map {map_name!r}: relocation at {rel_off} is not a 'values' slot")

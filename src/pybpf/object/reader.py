@@ -21,7 +21,7 @@ from ..elf.reader import (
 from ..errors import BPFError, ELFError, ObjectError
 from ..isa import CALL, LD_IMM64, Instruction, Program, PseudoCall
 from .btfext import BTFExt, parse_btf_ext
-from .btfread import BTF
+from ..btf import BTF
 from .sections import attach_target, find_section_def
 from .spec import ObjectSpec, ProgramSpec
 
@@ -222,7 +222,7 @@ class _ObjectReader:
         self.btf_ext: BTFExt | None = None
         if self.btf_section is None:
             return
-        self.btf = self.spec.btf = BTF(self.btf_section.data, name=".BTF")
+        self.btf = self.spec.btf = BTF.from_bytes(self.btf_section.data, name=f"{self.label} .BTF")
         if self.btf_ext_section is not None:
             self.btf_ext = self.spec.btf_ext = parse_btf_ext(self.btf_ext_section.data, self.btf)
 

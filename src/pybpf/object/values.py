@@ -12,12 +12,9 @@ import struct
 from typing import Any, Mapping, Sequence
 
 from ..errors import ObjectError
-from .btfread import (
-    KIND_ARRAY, KIND_CONST, KIND_ENUM, KIND_ENUM64, KIND_FLOAT, KIND_INT, KIND_PTR, KIND_RESTRICT, KIND_STRUCT,
-    KIND_TYPE_TAG, KIND_TYPEDEF, KIND_UNION, KIND_VOLATILE, INT_BOOL, INT_CHAR, INT_SIGNED, Type,
-)
+from ..btf import IntEncoding, Kind, Type
 
-_SKIP = (KIND_TYPEDEF, KIND_CONST, KIND_VOLATILE, KIND_RESTRICT, KIND_TYPE_TAG)
+_SKIP = (Kind.TYPEDEF, Kind.CONST, Kind.VOLATILE, Kind.RESTRICT, Kind.TYPE_TAG)
 
 
 class Codec:
@@ -50,12 +47,12 @@ class IntCodec(Codec):
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, str) and self.enum is not None:
-            for e in self.enum.members:
+            for e in self.enum.values:
                 if e.name == value:
                     value = e.value
                     break
             else:
-                names = ", ".join(e.name for e in self.enum.members)
+                names = ", ".join(e.name for e in self.enum.values)
                 raise ObjectError(f"{self.name}: {value!r} is not a value of {self.enum.describe()} ({names})")
         if isinstance(value, bool) or (self.is_bool and isinstance(value, int)):
             value = int(bool(value))
@@ -171,39 +168,34 @@ def codec_for(t: Type | None, size: int, name: str, btf=None, depth: int = 0) ->
     if t is None:
         return IntCodec(size, False, name) if size in (1, 2, 4, 8) else RawCodec(size, name)
     if btf is None:
-        btf = getattr(t, "_btf", None)
+        btf = t.btf
     if depth > 32:
         raise ObjectError(f"{name}: type nesting too deep")
     kind = t.kind
     if kind in _SKIP:
-        if btf is None:
-            return IntCodec(size, False, name) if size in (1, 2, 4, 8) else RawCodec(size, name)
-        return codec_for(btf.type(t.type), size, name, btf, depth + 1)
-    if kind == KIND_INT:
-        if t.encoding & INT_CHAR and t.size == 1:
-            return IntCodec(1, bool(t.encoding & INT_SIGNED), name)
-        return IntCodec(t.size, bool(t.encoding & INT_SIGNED), name, is_bool=bool(t.encoding & INT_BOOL))
-    if kind in (KIND_ENUM, KIND_ENUM64):
-        return IntCodec(t.size, t.kind_flag, name, enum=t)
-    if kind == KIND_PTR:
+        return codec_for(btf[t.type_id], size, name, btf, depth + 1)
+    if kind == Kind.INT:
+        if t.encoding & IntEncoding.CHAR and t.size == 1:
+            return IntCodec(1, bool(t.encoding & IntEncoding.SIGNED), name)
+        return IntCodec(t.size, bool(t.encoding & IntEncoding.SIGNED), name,
+                        is_bool=bool(t.encoding & IntEncoding.BOOL))
+    if kind in (Kind.ENUM, Kind.ENUM64):
+        return IntCodec(t.size, t.signed, name, enum=t)
+    if kind == Kind.PTR:
         return IntCodec(8, False, name)
-    if kind == KIND_FLOAT:
+    if kind == Kind.FLOAT:
         return FloatCodec(t.size, name)
-    if btf is None:
-        return RawCodec(size, name)
-    if kind == KIND_ARRAY:
-        elem_t = btf.type(btf.skip_mods_and_typedefs(t.type))
-        if elem_t.kind == KIND_INT and elem_t.size == 1 and (elem_t.encoding & INT_CHAR or not elem_t.encoding & INT_BOOL):
+    if kind == Kind.ARRAY:
+        elem_t = btf[btf.resolve(t.type_id)]
+        if elem_t.kind == Kind.INT and elem_t.size == 1 and not elem_t.encoding & IntEncoding.BOOL:
             return CharArrayCodec(t.nelems, name)
-        elem = codec_for(elem_t, btf.resolve_size(elem_t.id), f"{name}[]", btf, depth + 1)
+        elem = codec_for(elem_t, btf.sizeof(elem_t.id), f"{name}[]", btf, depth + 1)
         return ArrayCodec(elem, t.nelems, name)
-    if kind in (KIND_STRUCT, KIND_UNION):
+    if kind in (Kind.STRUCT, Kind.UNION):
         fields = []
         for m in t.members:
-            mt = btf.type(m.type)
-            msize = btf.resolve_size(m.type)
-            fields.append((m.name, m.bit_offset, m.bitfield_size,
-                           codec_for(mt, msize, f"{name}.{m.name}", btf, depth + 1)))
+            fields.append((m.name, m.offset, m.bitfield_size,
+                           codec_for(btf[m.type_id], btf.sizeof(m.type_id), f"{name}.{m.name}", btf, depth + 1)))
         return StructCodec(t.size, fields, name)
     return RawCodec(size, name)
 
