@@ -16,14 +16,13 @@ from pathlib import Path
 from ..elf.reader import (
     ELFFile, Section, Symbol, ET_REL, SHF_EXECINSTR, SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_LLVM_ADDRSIG,
     SHT_NOBITS, SHT_PROGBITS, SHT_REL, SHT_STRTAB, SHT_SYMTAB, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC,
-    STT_NOTYPE, STT_OBJECT, STT_SECTION, STV_HIDDEN, STV_INTERNAL,
+    STT_NOTYPE, STT_SECTION,
 )
 from ..errors import BPFError, ELFError, ObjectError
-from ..isa import CALL, LD_IMM64, Instruction, Program, PseudoCall
+from ..isa import CALL, LD_IMM64, Instruction, PseudoCall
 from .btfext import BTFExt, parse_btf_ext
 from ..btf import BTF
-from .sections import attach_target, find_section_def
-from .spec import ObjectSpec, ProgramSpec
+from .spec import ObjectSpec
 
 BPF_OBJ_NAME_LEN = 16
 _INSN = struct.Struct("<BBhi")
@@ -81,7 +80,6 @@ class _Function:
     insns: list[Instruction]
     slot_count: int
     relocations: list["_Reloc"] = field(default_factory=list)
-    spec: ProgramSpec | None = None
 
     @property
     def is_subprogram(self) -> bool:
@@ -378,10 +376,6 @@ def _is_dwarf(name: str) -> bool:
 
 def _is_extern(sym: Symbol) -> bool:
     return sym.shndx == SHN_UNDEF and sym.bind in (STB_GLOBAL, STB_WEAK) and sym.type == STT_NOTYPE
-
-
-def is_hidden(sym: Symbol) -> bool:
-    return sym.visibility in (STV_HIDDEN, STV_INTERNAL)
 
 
 def _decode(sec: Section, off: int, size: int, label: str) -> tuple[list[Instruction], int]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, MutableMapping
 
 from ..errors import ObjectError
-from ..isa import CALL, LD_IMM64, Instruction, Program, PseudoLoad
+from ..isa import Instruction, Program
 from .kinds import AttachType, MapFlags, MapType, Pinning, ProgFlags, ProgType
 from .sections import ProbeTarget, SectionDef, SectionFlags, find_section_def, parse_probe_target
 
@@ -444,25 +444,50 @@ class ObjectSpec:
             raise ObjectError(f"{self.name}: no map {name!r} (there are: {', '.join(self.maps) or 'none'})") from None
 
     def load(self, backend: str = "auto", **options: Any) -> Any:
-        """Make the spec live through a backend (``kernel``, ``vm`` or ``auto``)."""
-        if backend == "auto":
-            backend = "kernel"
-        try:
-            module = __import__(f"pybpf.{backend}", fromlist=["load_spec"])
-        except ImportError:
-            raise ObjectError(f"unknown backend {backend!r}; use 'kernel' or 'vm'") from None
-        loader = getattr(module, "load_spec", None)
-        if loader is None:
-            raise ObjectError(f"the {backend} backend cannot load an ObjectSpec yet (pybpf.{backend}.load_spec)")
-        return loader(self, **options)
+        """Make the spec live through a backend: ``"kernel"``, ``"vm"``, or ``"auto"`` (kernel when usable)."""
+        return load_spec(self, backend, **options)
 
     def __repr__(self) -> str:
         return (f"<ObjectSpec {self.name} programs={list(self.programs)} maps={list(self.maps)} "
                 f"variables={len(self.variables)} externs={list(self.externs)}>")
 
 
-def is_ldimm64(insn: Instruction) -> bool:
-    return insn.opcode == LD_IMM64
+# --- backends -----------------------------------------------------------------------
+
+# name -> (load(spec, **options), available() -> reason it cannot be used, or None)
+_BACKENDS: dict[str, tuple[Callable[..., Any], Callable[[], str | None]]] = {}
+
+
+def register_backend(name: str, load: Callable[..., Any], unavailable: Callable[[], str | None] = lambda: None
+                     ) -> None:
+    """Called by a backend package (pybpf.kernel, pybpf.vm) when imported: how it loads a spec."""
+    _BACKENDS[name] = (load, unavailable)
+
+
+def load_spec(spec: "ObjectSpec", backend: str = "auto", **options: Any) -> Any:
+    """Dispatch to a registered backend; importing ``pybpf.<backend>`` registers it."""
+    import importlib
+
+    names = ("kernel", "vm") if backend == "auto" else (backend,)
+    reasons = []
+    for name in names:
+        if name not in _BACKENDS:
+            try:
+                importlib.import_module(f"pybpf.{name}")
+            except ImportError as exc:
+                reasons.append(f"{name}: {exc}")
+                continue
+        entry = _BACKENDS.get(name)
+        if entry is None:
+            reasons.append(f"{name}: pybpf.{name} does not load ObjectSpecs yet")
+            continue
+        load, unavailable = entry
+        why = unavailable()
+        if why is not None and backend == "auto":
+            reasons.append(f"{name}: {why}")
+            continue
+        return load(spec, **options)
+    raise ObjectError(f"{spec.name}: no backend can load it ({'; '.join(reasons)})")
 
 
 __all__ = [
