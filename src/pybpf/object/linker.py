@@ -47,7 +47,6 @@ def _program_spec(r: "_ObjectReader", fn: "_Function") -> ProgramSpec:
         name=fn.name, section=section, instructions=Program(), autoload=autoload, license=r.spec.license,
         kern_version=r.spec.kern_version, section_def=sec_def,
         global_function=fn.symbol.bind != 0,
-        btf_static=fn.symbol.bind != 0 and fn.symbol.visibility in (1, 2),
     )
     if sec_def is None:
         spec.reason = (f"section {section!r} is not a SEC() name libbpf knows; choose a program type with "
@@ -76,6 +75,8 @@ class _Linker:
 
     def link(self, main: "_Function") -> None:
         self._append(main)
+        self.spec.map_references.sort(key=lambda ref: ref.slot)
+        self.spec.extern_references.sort(key=lambda ref: ref.slot)
         self.spec.instructions = Program(self.insns)
         self.spec.original_instructions = self.spec.instructions
 

@@ -111,6 +111,7 @@ class _ObjectReader:
             raise ELFError(f"{label}: ELF type {self.elf.type} is not a relocatable object (ET_REL); "
                            "pass the .o file clang -target bpf -c produces", offset=0x10)
         self.spec = ObjectSpec(name=name)
+        self.spec.elf = self.elf
         self.functions: list[_Function] = []
         self.text: Section | None = None
         self.data_sections: list[tuple[Section, str]] = []  # (section, "data"|"rodata"|"bss")

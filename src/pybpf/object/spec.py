@@ -120,7 +120,6 @@ class ProgramSpec:
     core_relocations: list[Any] = field(default_factory=list)  # core.CORERelocation
     functions: list[FunctionSpan] = field(default_factory=list)
     global_function: bool = True
-    btf_static: bool = False  # hidden global: libbpf marks its BTF FUNC static
     reason: str | None = None  # why this program cannot be loaded as is (unknown section...)
     # CO-RE works on the instructions as compiled; apply_core starts from these every time.
     original_instructions: Program | None = field(default=None, repr=False)
@@ -351,6 +350,7 @@ class ObjectSpec:
     kern_version: int = 0
     btf: Any = None  # the object's BTF (pybpf.btf), None when compiled without -g
     btf_ext: Any = None
+    elf: Any = field(default=None, repr=False)  # the ELFFile it was read from (BTF fixups need its symbols)
     path: str | None = None
     notes: list[str] = field(default_factory=list)  # things skipped on purpose, with the reason
     core_results: list[Any] = field(default_factory=list)  # filled by apply_core
