@@ -248,3 +248,16 @@ def test_cli_core_lists_relocations(path):
     out = proc.stdout.decode()
     assert "struct task_struct.tgid (0:1 @ offset 4)" in out and "poisoned" in out
     assert "enumval_value" in out and "type_matches" in out
+
+
+def test_poison_is_explained_in_c_terms(spec):
+    spec.apply_core()
+    prog = spec.programs["core_all"]
+    slot = 0
+    found = []
+    for insn in prog.instructions:
+        if insn.opcode == CALL and insn.imm == 195896080:
+            found.append(spec.explain_poison("core_all", slot, insn.imm))
+        slot += insn.slots
+    assert any("struct task_struct___old.pybpf_no_such_field" in m and "field not found" in m for m in found)
+    assert any("enum bpf_func_id::BPF_FUNC_pybpf_nope" in m for m in found)

@@ -10,7 +10,7 @@ import pytest
 import libbpf_ref
 from conftest import compile_bpf
 from pybpf.errors import ObjectError
-from pybpf.isa import LD_IMM64, PseudoLoad
+from pybpf.isa import CALL, LD_IMM64, PseudoLoad
 from pybpf.object import MapFlags, MapType, ObjectSpec
 from pybpf.object.kconfig import kernel_version_code, running_kernel_version
 
@@ -216,6 +216,9 @@ def test_ksyms_resolve_against_the_running_kernel(spec):
     prog = spec.link_instructions("use_ksyms", {m: 3 for m in spec.maps}, res)
     btf_loads = [i for i in prog if i.opcode == LD_IMM64 and i.src == PseudoLoad.BTF_ID]
     assert btf_loads and btf_loads[0].imm == res["bpf_prog_active"].btf_id
+    poisoned = [i for i in prog if i.opcode == CALL and i.imm >= 2002000000]
+    assert len(poisoned) == 1
+    assert "kfunc 'pybpf_no_such_kfunc'" in spec.explain_poison("use_ksyms", 0, poisoned[0].imm)
 
 
 @pytest.mark.kernel

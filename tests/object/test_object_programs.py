@@ -160,6 +160,8 @@ def test_link_instructions_uses_backend_fds_and_poisons_missing_maps(obj):
     poisoned = obj.link_instructions("third", fds)
     calls = [i for i in poisoned if i.opcode == CALL and i.imm == 2001000000 + list(obj.maps).index("vals")]
     assert len(calls) == 2 and poisoned.slot_count == obj.programs["third"].instructions.slot_count
+    slot = poisoned.slot_of(list(poisoned).index(calls[0]))
+    assert "uses map 'vals'" in obj.explain_poison("third", slot, calls[0].imm)
 
 
 @pytest.mark.kernel

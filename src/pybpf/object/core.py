@@ -928,9 +928,8 @@ def _patch_program(prog: "ProgramSpec", by_record, raw_by_record) -> None:
     prog.instructions = Program(insns)
 
 
-def poisoned_relocation(prog: "ProgramSpec", insn_index: int) -> CORERelocationResult | None:
-    """The CO-RE relocation that poisoned instruction ``insn_index`` (for verifier error messages)."""
-    slot = prog.instructions.slot_of(insn_index)
+def poisoned_relocation(prog: "ProgramSpec", slot: int) -> CORERelocationResult | None:
+    """The CO-RE relocation that poisoned the instruction at ``slot`` (the verifier's instruction number)."""
     for relo in prog.core_relocations:
         if relo.result is not None and relo.result.poisoned and relo.slot in (slot, slot - 1):
             return relo.result

@@ -430,6 +430,33 @@ class ObjectSpec:
 
         return link_instructions(self, program, map_fds, ksyms, module_btf)
 
+    def explain_poison(self, program: str, slot: int, helper: int) -> str | None:
+        """Why the verifier met ``call <helper>`` at ``slot``: the poison libbpf-style loading left there.
+
+        Backends turn the verifier's "invalid func unknown#N" into this message.
+        """
+        prog = self.program(program)
+        if helper == CORE_POISON_IMM:
+            from .core import poisoned_relocation
+
+            result = poisoned_relocation(prog, slot)
+            if result is None:
+                return None
+            return (f"program {program!r} reaches instruction {slot}, whose CO-RE relocation #{result.index} "
+                    f"failed: {result.kind.label} {result.local_spec or result.local}: {result.reason}; guard it "
+                    "with bpf_core_field_exists()/bpf_core_type_exists() or fix the type")
+        if MAP_POISON_BASE <= helper < KFUNC_POISON_BASE:
+            names = list(self.maps)
+            index = helper - MAP_POISON_BASE
+            name = names[index] if index < len(names) else f"#{index}"
+            return (f"program {program!r} uses map {name!r} at instruction {slot}, but the map was not created "
+                    "(autocreate is off)")
+        if KFUNC_POISON_BASE <= helper < KFUNC_POISON_BASE + len(self.externs):
+            name = list(self.externs)[helper - KFUNC_POISON_BASE]
+            return (f"program {program!r} calls kfunc {name!r} at instruction {slot}, which this kernel does not "
+                    "have (declared __weak; guard the call with bpf_ksym_exists())")
+        return None
+
     def program(self, name: str) -> ProgramSpec:
         try:
             return self.programs[name]
