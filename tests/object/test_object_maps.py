@@ -191,3 +191,45 @@ def test_bad_map_definitions_are_named(what):
     with pytest.raises(ObjectError, match="map 'm'") as info:
         ObjectSpec.from_file(compile_bpf(src, name="badmap"))
     assert isinstance(info.value, BPFError)
+
+
+STRUCT_OPS = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct pybpf_ops { int (*init)(void); void (*release)(int x); int flags; };
+SEC("struct_ops/my_init") int my_init(void) { return 0; }
+SEC("struct_ops/my_release") void my_release(int x) { }
+SEC(".struct_ops.link") struct pybpf_ops ops = { .init = (void *)my_init, .release = (void *)my_release, .flags = 3 };
+SEC("?.struct_ops") struct pybpf_ops spare = { .init = (void *)my_init };
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_struct_ops_maps():
+    spec = ObjectSpec.from_file(compile_bpf(STRUCT_OPS, name="stops"))
+    ops, spare = spec.maps["ops"], spec.maps["spare"]
+    assert (ops.type, ops.key_size, ops.value_size, ops.max_entries, ops.flags) == (
+        MapType.STRUCT_OPS, 4, 24, 1, MapFlags.LINK)
+    assert ops.struct_ops == {"init": "my_init", "release": "my_release"} and ops.autocreate
+    assert ops.value_type.name == "pybpf_ops" and ops.data[16:20] == (3).to_bytes(4, "little")
+    assert spare.struct_ops == {"init": "my_init"} and not spare.autocreate and spare.flags == 0
+    assert spec.programs["my_init"].type.name == "STRUCT_OPS"
+
+
+ARENA = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#define __arena __attribute__((address_space(1)))
+struct { __uint(type, 33 /* BPF_MAP_TYPE_ARENA */); __uint(map_flags, BPF_F_MMAPABLE); __uint(max_entries, 4); } arena SEC(".maps");
+int __arena hits = 7;
+SEC("syscall") int bump(void *ctx) { hits++; return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_arena_globals_are_references_into_the_arena_map():
+    spec = ObjectSpec.from_file(compile_bpf(ARENA, name="arena"))
+    arena = spec.maps["arena"]
+    assert arena.type == MapType.ARENA and arena.data[:4] == (7).to_bytes(4, "little")
+    refs = spec.programs["bump"].map_references
+    assert refs and all(r.map == "arena" and r.value for r in refs)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import ELFError, ObjectError
 from ..btf import BTF, Kind, VarLinkage
-from .kinds import MapType, Pinning
+from .kinds import MapFlags, MapType, Pinning, ProgType
+from .sections import find_section_def
 from .spec import MapSpec
 
 if TYPE_CHECKING:
@@ -32,7 +33,10 @@ def collect_maps(r: "_ObjectReader") -> None:
         _legacy_maps(r, r.legacy_maps_section)
     if r.maps_section is not None:
         _btf_maps(r, r.maps_section)
+    _arena(r)
     collect_global_data(r)
+    for sec in r.struct_ops_sections:
+        _struct_ops_maps(r, sec)
 
 
 # --- legacy maps --------------------------------------------------------------
@@ -299,4 +303,93 @@ def collect_map_relocations(r: "_ObjectReader", rel_sec) -> None:
         r.spec.maps[map_name].contents = [(index, values[index]) for index in sorted(values)]
 
 
-__all__ = ["collect_maps", "collect_map_relocations", "parse_map_definition", "ringbuf_size"]
+def _arena(r: "_ObjectReader") -> None:
+    """``__arena`` globals live in the (single) ARENA map; references are offsets from where the backend
+    places them (libbpf: at the end of the arena)."""
+    arenas = [m for m in r.spec.maps.values() if m.type == MapType.ARENA]
+    if len(arenas) > 1:
+        raise ObjectError(f"{r.label}: maps {arenas[0].name!r} and {arenas[1].name!r} are both ARENA maps; "
+                          "only one is supported")
+    sec = r.arena_section
+    if sec is None:
+        return
+    if not arenas:
+        raise ObjectError(f"{r.label}: section {sec.name} holds __arena globals, but no ARENA map is declared in "
+                          "SEC(\".maps\")")
+    arenas[0].data = bytearray(sec.data)
+    r.data_map_by_section[sec.index] = arenas[0].name
+
+
+# --- struct_ops ------------------------------------------------------------------------
+
+
+def _struct_ops_maps(r: "_ObjectReader", sec) -> None:
+    """Each variable of SEC(".struct_ops[.link]") is a STRUCT_OPS map (libbpf's init_struct_ops_maps).
+
+    Its bytes are the local struct; the kernel's ``bpf_struct_ops_<name>`` layout,
+    and the member indexes programs attach as, come from kernel BTF at load time.
+    """
+    btf = r.btf
+    if btf is None:
+        raise ObjectError(f"{r.label}: section {sec.name} needs BTF to be understood; compile with -g")
+    ids = btf.ids_by_name(sec.name, Kind.DATASEC)
+    if not ids:
+        raise ObjectError(f"{r.label}: BTF has no DATASEC {sec.name!r} describing the struct_ops section")
+    name = sec.name.lstrip("?")
+    for info in btf[ids[0]].vars:
+        var = btf[info.type_id]
+        type_id = btf.resolve(var.type_id) if var.kind == Kind.VAR else btf.resolve(info.type_id)
+        t = btf[type_id]
+        if not t.name:
+            raise ObjectError(f"{r.label}: struct_ops variable {var.name!r} has an anonymous type")
+        if t.kind != Kind.STRUCT:
+            raise ObjectError(f"{r.label}: struct_ops variable {var.name!r} is a {t.kind.name}, not a struct")
+        offset = _symbol_offset(r, sec.index, var.name, info.offset)
+        if offset + t.size > sec.size:
+            raise ELFError(f"{r.label}: struct_ops variable {var.name!r} lies beyond the end of {sec.name}",
+                           section=sec.name, offset=sec.offset + offset)
+        spec = MapSpec(var.name, MapType.STRUCT_OPS, key_size=4, value_size=t.size, max_entries=1,
+                       flags=MapFlags.LINK if name == ".struct_ops.link" else 0, section=sec.name,
+                       value_type=t, value_type_id=type_id, data=bytearray(sec.data[offset:offset + t.size]),
+                       autocreate=not sec.name.startswith("?"), struct_ops={})
+        _add_map(r, spec, sec.index, offset)
+        r.struct_ops_slots = getattr(r, "struct_ops_slots", [])
+        r.struct_ops_slots.append((sec.index, offset, t.size, spec))
+
+
+def collect_struct_ops_relocations(r: "_ObjectReader", rel_sec, target) -> None:
+    """``.ops = { .init = (void *)my_init }``: which program implements which member."""
+    btf = r.btf
+    slots = [s for s in getattr(r, "struct_ops_slots", []) if s[0] == target.index]
+    for i, rel in enumerate(r.elf.relocations(rel_sec)):
+        where = rel_sec.offset + i * 16
+        sym = r.symbols[rel.symbol]
+        owner = next((s for s in slots if s[1] <= rel.offset < s[1] + s[2]), None)
+        if owner is None:
+            raise ELFError(f"{r.label}: struct_ops relocation #{i} at {rel.offset} belongs to no struct_ops map",
+                           section=rel_sec.name, offset=where)
+        spec = owner[3]
+        moff = rel.offset - owner[1]
+        member = next((m for m in spec.value_type.members if m.offset == moff * 8), None)
+        if member is None:
+            raise ObjectError(f"{r.label}: struct_ops map {spec.name!r}: no member at offset {moff}")
+        ptr = btf[btf.resolve(member.type_id)]
+        if ptr.kind != Kind.PTR or btf[btf.resolve(ptr.type_id)].kind != Kind.FUNC_PROTO:
+            raise ObjectError(f"{r.label}: struct_ops map {spec.name!r}: member {member.name!r} is not a function "
+                              "pointer")
+        if sym.value % 8:
+            raise ELFError(f"{r.label}: struct_ops relocation #{i}: program offset {sym.value} is not an "
+                           "instruction boundary", section=rel_sec.name, offset=where)
+        fn = r._function_at(sym.shndx, sym.value // 8) if sym.shndx in r.functions_by_section else None
+        if fn is None or fn.is_subprogram:
+            raise ObjectError(f"{r.label}: struct_ops map {spec.name!r}: member {member.name!r} points to no "
+                              "program")
+        prog_def = find_section_def(fn.section.name.lstrip("?"))
+        if prog_def is None or prog_def.prog_type != ProgType.STRUCT_OPS:
+            raise ObjectError(f"{r.label}: struct_ops map {spec.name!r}: program {fn.name!r} for member "
+                              f"{member.name!r} is not a SEC(\"struct_ops/...\") program")
+        spec.struct_ops[member.name] = fn.name
+
+
+__all__ = ["collect_maps", "collect_map_relocations", "collect_struct_ops_relocations", "parse_map_definition",
+           "ringbuf_size"]

@@ -118,6 +118,8 @@ class _ObjectReader:
         self.rel_sections: list[tuple[Section, Section]] = []
         self.maps_section: Section | None = None
         self.legacy_maps_section: Section | None = None
+        self.struct_ops_sections: list[Section] = []
+        self.arena_section: Section | None = None
         self.btf_section: Section | None = None
         self.btf_ext_section: Section | None = None
         self.map_by_symbol: dict[tuple[int, int], str] = {}  # (section index, offset) -> map name
@@ -189,10 +191,9 @@ class _ObjectReader:
                 elif name == RODATA_SEC or name.startswith(RODATA_SEC + "."):
                     self.data_sections.append((sec, "rodata"))
                 elif name in STRUCT_OPS_SECS:
-                    self.spec.notes.append(f"section {name}: struct_ops maps are not supported by pybpf yet; "
-                                           "their programs are kept, the map is skipped")
+                    self.struct_ops_sections.append(sec)
                 elif name == ARENA_SEC:
-                    self.spec.notes.append(f"section {name}: __arena globals are not supported yet")
+                    self.arena_section = sec
                 elif name == JUMPTABLES_SEC:
                     self.spec.notes.append(f"section {name}: indirect jump tables (gotox) are not supported yet")
             elif sec.type == SHT_REL:
@@ -203,7 +204,7 @@ class _ObjectReader:
                     raise ELFError(f"{self.label}: relocations for section {sec.info}, but there are "
                                    f"{len(self.elf.sections)}", section=name, offset=sec.offset)
                 target = self.elf.sections[sec.info]
-                if target.flags & SHF_EXECINSTR or target.name == MAPS_SEC:
+                if target.flags & SHF_EXECINSTR or target.name in (MAPS_SEC, *STRUCT_OPS_SECS):
                     self.rel_sections.append((sec, target))
             elif sec.type == SHT_NOBITS and (name == BSS_SEC or name.startswith(BSS_SEC + ".")):
                 if sec.size > 0:
@@ -280,6 +281,11 @@ class _ObjectReader:
                 from .maps import collect_map_relocations
 
                 collect_map_relocations(self, rel_sec)
+                continue
+            if target.name in STRUCT_OPS_SECS:
+                from .maps import collect_struct_ops_relocations
+
+                collect_struct_ops_relocations(self, rel_sec, target)
                 continue
             for i, rel in enumerate(self.elf.relocations(rel_sec)):
                 where = rel_sec.offset + i * 16

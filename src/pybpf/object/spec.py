@@ -204,6 +204,8 @@ class MapSpec:
     autocreate: bool = True
     extra: bytes = b""  # legacy definitions: bytes after struct bpf_map_def
     dropped_value_type: Any = None  # ringbuf/perf value type from __type(value, ...), kept for decoding
+    # STRUCT_OPS maps: member name -> program implementing it (``data`` holds the local struct's bytes)
+    struct_ops: dict[str, str] | None = None
 
     @property
     def is_internal(self) -> bool:
