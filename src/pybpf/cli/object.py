@@ -95,7 +95,10 @@ def _map_record(m, btf, enum_name) -> dict[str, Any]:
         "key_type": tname(m.key_type_id), "value_type": tname(m.value_type_id) if not m.is_internal else None,
         "max_entries": m.max_entries, "flags": int(m.flags), "pinning": "by_name" if m.pinning else None,
         "section": m.section, "inner": None, "initial_values": [[k, v] for k, v in m.contents],
+        "autocreate": m.autocreate,
     }
+    if m.struct_ops is not None:
+        rec["struct_ops"] = {"type": m.value_type.name, "programs": dict(m.struct_ops)}
     if m.dropped_value_type is not None and btf is not None:
         rec["record_type"] = tname(m.dropped_value_type.id)
     if m.inner is not None:
