@@ -838,8 +838,8 @@ def apply_core(spec: "ObjectSpec", target_btf: Any = None, programs: Any = None,
     if errors and strict:
         first = errors[0]
         raise CORERelocationError(
-            f"{spec.name}: program {first.programs[0]!r}: CO-RE relocation #{first.index} ({first.section}, insn "
-            f"#{first.insn}) cannot be applied: {first.describe()}"
+            f"{spec.name}: {first.function!r}: CO-RE relocation #{first.index} ({first.section}, insn "
+            f"#{first.function_insn}) cannot be applied: {first.describe()}"
             + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
     return results
 
@@ -873,7 +873,7 @@ def _resolve_one(local: BTF, rec, section: str, index: int, target: CORETarget, 
         local_t = local[rec.type_id]
         local_desc = f"[{rec.type_id}] {local_t.kind.name.lower()} {_name(local_t) or '<anon>'}"
         access = local.string(rec.access_str_off)
-    except Exception as exc:
+    except BPFError as exc:
         return CORERelocationResult(section, index, rec.insn_off // 8, kind or COREKind.FIELD_BYTE_OFFSET,
                                     f"[{rec.type_id}]", "?", error=str(exc))
     result = CORERelocationResult(section, index, rec.insn_off // 8, kind or COREKind.FIELD_BYTE_OFFSET,
@@ -888,7 +888,7 @@ def _resolve_one(local: BTF, rec, section: str, index: int, target: CORETarget, 
     except _Fail as exc:
         result.error = str(exc)
         return result
-    except Exception as exc:  # malformed local BTF (BTFError): report it on this relocation
+    except (BPFError, IndexError, KeyError, ValueError) as exc:  # malformed local BTF: report it here
         result.error = f"{type(exc).__name__}: {exc}"
         return result
     result.local_spec = c_access(local_spec)
