@@ -261,3 +261,18 @@ def test_poison_is_explained_in_c_terms(spec):
         slot += insn.slots
     assert any("struct task_struct___old.pybpf_no_such_field" in m and "field not found" in m for m in found)
     assert any("enum bpf_func_id::BPF_FUNC_pybpf_nope" in m for m in found)
+
+
+def test_cli_core_with_a_raw_btf_file_like_btfhub(path, tmp_path):
+    """A BTFHub file is raw BTF; a copy of this kernel's must give the same answers as the kernel itself."""
+    import json
+
+    from conftest import run_cli
+
+    raw = tmp_path / "kernel.btf"
+    raw.write_bytes(Path("/sys/kernel/btf/vmlinux").read_bytes())
+    mine = json.loads(run_cli("object", "core", path, "--json", "--btf", raw).stdout)
+    live = json.loads(run_cli("object", "core", path, "--json").stdout)
+    assert mine["target"] == str(raw) and live["target"] == "vmlinux"
+    strip = [{k: v for k, v in r.items() if k != "candidates"} for r in live["relocations"]]
+    assert [{k: v for k, v in r.items() if k != "candidates"} for r in mine["relocations"]] == strip
