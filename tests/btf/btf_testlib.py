@@ -108,6 +108,7 @@ CORE_PROGRAM = r"""
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -10,6 +10,9 @@
 """
 
 from .btf import BTF
+from .ext import BTFExt, CoreRelo, CoreReloKind, ExtSection, FuncInfo, LineInfo
+from .codec import Codec, Record, UnionRecord, as_dict
+from .sanitize import BTFFeatures, fixup_datasecs, needs_sanitizing, probe_btf, sanitize
 from .kernel import clear_cache, kernel_btf, kernel_modules_with_btf, module_btf
 from .types import (
     MODIFIER_KINDS,
@@ -47,7 +50,8 @@ from .types import (
 )
 
 __all__ = [
-    "BTF", "Kind", "Type", "Void", "Int", "Float", "Pointer", "Array", "Composite", "Struct", "Union", "Enum",
+    "BTF", "BTFExt", "BTFFeatures", "Codec", "Record", "UnionRecord", "as_dict", "fixup_datasecs",
+    "needs_sanitizing", "probe_btf", "sanitize", "CoreRelo", "CoreReloKind", "ExtSection", "FuncInfo", "LineInfo", "Kind", "Type", "Void", "Int", "Float", "Pointer", "Array", "Composite", "Struct", "Union", "Enum",
     "Enum64", "EnumValue", "Fwd", "Typedef", "Volatile", "Const", "Restrict", "TypeTag", "Func", "FuncProto",
     "Var", "Datasec", "DeclTag", "Member", "Param", "VarSecinfo", "IntEncoding", "FuncLinkage", "VarLinkage",
     "MODIFIER_KINDS", "essential_name", "kernel_btf", "module_btf", "kernel_modules_with_btf", "clear_cache",

@@ -737,6 +737,13 @@ class BTF:
         self._ptr_size = None
         self._kind_bytes = None
 
+    def copy(self) -> "BTF":
+        """An independent copy (same base) to modify without touching this one."""
+        words = array("I", self._words)
+        other = BTF(words, list(self._offs), bytes(self._strtab), base=self.base, name=self.name, raw=self._raw,
+                    types_at=self._types_at, strings_at=self._strings_at)
+        return other
+
     def to_bytes(self) -> bytes:
         """Raw BTF: the bytes this BTF was parsed from when unchanged, else a fresh encoding."""
         if self._raw is not None:

@@ -46,6 +46,7 @@ _SINGLE_REF_MASK = bytes(k in _SINGLE_REF for k in range(256))
 _MULTI_REF_MASK = bytes(k in _MULTI_REF for k in range(256))
 _NOTHING_TO_DECLARE = frozenset({_FUNC, _VAR, _DATASEC, _DECL_TAG})
 _MAX_RESOLVE_DEPTH = 32
+_MAX_PADDING_BITS = 8 << 20  # 1 MiB: real structs have cache-line or page-sized gaps at most
 _SENTINEL = "\x01"
 
 # GCC's internal ARM SIMD base types have no C definition; alias them to standard types.
@@ -512,6 +513,9 @@ class CDumper:
         does the bulk; an explicit `<type>: 0` is needed when natural alignment alone
         would not land where BTF says.
         """
+        if nxt - cur > _MAX_PADDING_BITS:
+            raise BTFError(f"{self.btf.name}: a struct has a gap of {(nxt - cur) // 8} bytes between members; "
+                           f"refusing to write that many padding fields (is its size or a member offset corrupt?)")
         pads = (("long", self.ptr_sz * 8), ("int", 32), ("short", 16), ("char", 8))
         pad_type, pad_bits = "char", 8
         new_off = cur

@@ -110,8 +110,30 @@ def _value_refs(words, o: int) -> list[int]:
     return []
 
 
+def _chain_refs(words, o: int) -> list[int]:
+    """Ids a declaration chain goes on to: pointers included, struct and union members not
+    (a struct ends a chain; ``typedef struct s *p`` inside ``struct s`` is fine)."""
+    info = words[o + 1]
+    kind = (info >> 24) & 0x1F
+    if kind in _VALUE_REF or kind == _PTR:
+        return [words[o + 2]]
+    if kind == _ARRAY:
+        return [words[o + 3]]
+    if kind == _FUNC_PROTO:
+        return [words[o + 2]] + [words[o + 4 + 2 * j] for j in range(info & 0xFFFF)]
+    return []
+
+
 def _check_loops(btf: "BTF") -> None:
-    """Iterative DFS over value references of this BTF's own types (base types are known good)."""
+    """No cycle of by-value references (a struct inside itself, typedef/modifier loops), and no
+    cycle of declaration chains without a struct in it (``typedef t *t``); cycles that pass
+    through both a pointer and a struct are ordinary linked structures."""
+    _find_cycle(btf, _value_refs)
+    _find_cycle(btf, _chain_refs)
+
+
+def _find_cycle(btf: "BTF", refs) -> None:
+    """Iterative DFS over this BTF's own types (base types are known good)."""
     words = btf._words
     offs = btf._offs
     first = btf._first
@@ -121,7 +143,7 @@ def _check_loops(btf: "BTF") -> None:
     for root in range(len(offs)):
         if state[root]:
             continue
-        stack = [(root, iter(_value_refs(words, offs[root])))]
+        stack = [(root, iter(refs(words, offs[root])))]
         state[root] = 1
         while stack:
             node, it = stack[-1]
@@ -132,15 +154,15 @@ def _check_loops(btf: "BTF") -> None:
                 s = state[i]
                 if s == 0:
                     state[i] = 1
-                    stack.append((i, iter(_value_refs(words, offs[i]))))
+                    stack.append((i, iter(refs(words, offs[i]))))
                     break
                 if s == 1:
                     cycle = [first + k for k, _ in stack]
                     cycle = cycle[cycle.index(ref):] + [ref]
                     path = " -> ".join(btf._describe(t) for t in cycle)
-                    raise BTFError(f"{btf.name}: type loop not broken by a pointer: {path}", section="BTF types",
+                    what = "type loop" if refs is _chain_refs else "type loop not broken by a pointer"
+                    raise BTFError(f"{btf.name}: {what}: {path}", section="BTF types",
                                    offset=btf._byte_offset(cycle[0]))
             else:
                 state[node] = 2
                 stack.pop()
-
