@@ -106,7 +106,7 @@ def test_typed_read_of_initial_values(spec):
     ro = spec.rodata
     assert ro["target_pid"] == 0 and ro["verbose"] is False and ro["mode"] == 0
     assert ro["comm"] == "bash" and ro["limits"] == [1, 2, 3]
-    assert ro["cfg"] == {"a": 1, "name": "x", "flag": 1, "level": 5}
+    assert ro["cfg"]._asdict() == {"a": 1, "name": "x", "flag": 1, "level": 5} and ro["cfg"].level == 5
     assert spec.data["counter"] == 5 and spec.data["hidden_counter"] == 2
     assert spec.bss["hits"] == 0 and spec.bss["buf"] == ""
     assert spec.section_variables(".data.custom")["custom_val"] == 9
@@ -120,21 +120,21 @@ def test_typed_writes_land_in_the_map_bytes(spec):
     spec.rodata["mode"] = "MODE_ON"
     spec.rodata["comm"] = "python3"
     spec.rodata["cfg"] = {"a": -7, "level": 3, "flag": 0}
-    spec.rodata["limits"] = [9, 8]
+    spec.rodata["limits"] = [9, 8, 7]
     spec.data["counter"] = -1
     v = spec.variables["target_pid"]
     assert spec.map_by_section(".rodata").data[v.offset:v.offset + 4] == (1234).to_bytes(4, "little")
     assert spec.rodata["mode"] == 5 and spec.rodata["comm"] == "python3" and spec.rodata["verbose"] is True
-    assert spec.rodata["cfg"] == {"a": -7, "name": "", "flag": 0, "level": 3}
-    assert spec.rodata["limits"] == [9, 8, 0] and spec.data["counter"] == -1
+    assert spec.rodata["cfg"]._asdict() == {"a": -7, "name": "", "flag": 0, "level": 3}
+    assert spec.rodata["limits"] == [9, 8, 7] and spec.data["counter"] == -1
 
 
 @pytest.mark.parametrize("name, value, message", [
-    ("target_pid", 1 << 40, "does not fit"),
-    ("mode", "MODE_BOGUS", "not a value of enum mode"),
-    ("comm", "x" * 17, "do not fit"),
-    ("cfg", {"nope": 1}, "no member"),
-    ("target_pid", "12", "expected an integer"),
+    ("target_pid", 1 << 40, "variable 'target_pid' \\(.rodata\\): cannot encode 1099511627776"),
+    ("mode", "MODE_BOGUS", "'MODE_BOGUS' is not an enumerator .*MODE_OFF, MODE_ON"),
+    ("comm", "x" * 17, "variable 'comm' .*17 bytes do not fit"),
+    ("cfg", {"nope": 1}, "no member 'nope'"),
+    ("target_pid", "12", "cannot encode '12'"),
 ])
 def test_bad_values_are_refused(spec, name, value, message):
     with pytest.raises(ObjectError, match=message):

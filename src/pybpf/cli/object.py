@@ -136,6 +136,9 @@ def c_type_name(btf, type_id: int, depth: int = 0) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    from ..btf.codec import as_dict
+
+    value = as_dict(value)
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
     if isinstance(value, dict):

@@ -872,7 +872,7 @@ def _resolve_one(local: BTF, rec, section: str, index: int, target: CORETarget, 
     try:
         local_t = local[rec.type_id]
         local_desc = f"[{rec.type_id}] {local_t.kind.name.lower()} {_name(local_t) or '<anon>'}"
-        access = local.string(rec.access_str_off)
+        access = rec.access_str
     except BPFError as exc:
         return CORERelocationResult(section, index, rec.insn_off // 8, kind or COREKind.FIELD_BYTE_OFFSET,
                                     f"[{rec.type_id}]", "?", error=str(exc))

@@ -184,10 +184,9 @@ class _Linker:
         lines = [rec for rec in ext.line_info.get(sec, ()) if lo <= rec.insn_off // 8 < hi]
         if self.line_info_ok:
             if lines:
-                btf = self.r.btf
                 self.spec.line_info.extend(
                     LineInfo(rec.insn_off // 8 + adj, rec.file_name_off, rec.line_off, rec.line_col,
-                             btf.string(rec.file_name_off), btf.string(rec.line_off)) for rec in lines)
+                             rec.file_name, rec.line_text) for rec in lines)
             elif self.spec.line_info or start == 0:
                 self._drop_info("line_info", fn)
         from .core import CORERelocation
@@ -198,7 +197,7 @@ class _Linker:
                     raise ObjectError(f"{self.r.label}: CO-RE relocation at unaligned offset {rec.insn_off} of {sec}")
                 self.spec.core_relocations.append(
                     CORERelocation(slot=rec.insn_off // 8 + adj, type_id=rec.type_id,
-                                   access=self.r.btf.string(rec.access_str_off), kind=rec.kind,
+                                   access=rec.access_str, kind=int(rec.kind),
                                    function=fn.name, section=sec, section_offset=rec.insn_off,
                                    function_insn=rec.insn_off // 8 - lo))
 

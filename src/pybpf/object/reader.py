@@ -20,7 +20,7 @@ from ..elf.reader import (
 )
 from ..errors import BPFError, ELFError, ObjectError
 from ..isa import CALL, LD_IMM64, Instruction, PseudoCall
-from .btfext import BTFExt, parse_btf_ext
+from ..btf.ext import BTFExt
 from ..btf import BTF
 from .spec import ObjectSpec
 
@@ -224,7 +224,7 @@ class _ObjectReader:
             return
         self.btf = self.spec.btf = BTF.from_bytes(self.btf_section.data, name=f"{self.label} .BTF")
         if self.btf_ext_section is not None:
-            self.btf_ext = self.spec.btf_ext = parse_btf_ext(self.btf_ext_section.data, self.btf)
+            self.btf_ext = self.spec.btf_ext = BTFExt.from_bytes(self.btf_ext_section.data, self.btf)
 
     # -- programs -----------------------------------------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, MutableMapping
 
-from ..errors import ObjectError
+from ..errors import MapError, ObjectError
 from ..isa import Instruction, Program
 from .kinds import AttachType, MapFlags, MapType, Pinning, ProgFlags, ProgType
 from .sections import ProbeTarget, SectionDef, SectionFlags, find_section_def, parse_probe_target
@@ -269,13 +269,17 @@ class VariableSpec:
     def value(self, value: Any) -> None:
         if self.map.is_internal and self.map.frozen and self.map.internal == ".kconfig":
             raise ObjectError(f"variable {self.name!r} is a kconfig extern; its value comes from the kernel")
-        self.raw = self._codec().encode(value)
+        try:
+            self.raw = self._codec().encode(value)
+        except MapError as exc:  # name the variable: the codec only knows the type
+            detail = str(exc).lstrip(": ")
+            raise ObjectError(f"variable {self.name!r} ({self.section}): {detail}") from None
 
     def _codec(self):
         if self.codec is None:
             from .values import codec_for
 
-            self.codec = codec_for(self.type, self.size, self.name, self.btf)
+            self.codec = codec_for(self.btf, self.type_id, self.size, self.name)
         return self.codec
 
 
