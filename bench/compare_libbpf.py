@@ -49,7 +49,7 @@ def pybpf_core(spec: ObjectSpec, btf: str | None) -> dict[tuple[str, int, int], 
 
 def compare(path: Path, lib: LibBPF, btf: str | None, verbose: bool) -> dict:
     stats = {"object": path.name, "parsed": False, "progs_ok": False, "maps_ok": False, "core": 0, "core_ok": 0,
-             "insn_progs": 0, "insn_ok": 0, "problems": []}
+             "insn_progs": 0, "insn_ok": 0, "btf": 0, "btf_ok": 0, "problems": []}
     try:
         spec = ObjectSpec.from_file(path)
     except BPFError as exc:
@@ -74,6 +74,14 @@ def compare(path: Path, lib: LibBPF, btf: str | None, verbose: bool) -> dict:
         for name in sorted(set(my_maps) | set(l_maps)):
             if my_maps.get(name) != l_maps.get(name):
                 stats["problems"].append(f"map {name}: pybpf {my_maps.get(name)} libbpf {l_maps.get(name)}")
+    if lib.btf is not None:
+        stats["btf"] = 1
+        try:
+            stats["btf_ok"] = int(spec.kernel_btf().to_bytes() == lib.btf)
+        except BPFError as exc:
+            stats["problems"].append(f"kernel BTF: {exc}")
+        if not stats["btf_ok"]:
+            stats["problems"].append("the BTF for the kernel differs from libbpf's")
     if btf is None:
         theirs = libbpf_core(log)
         ours = pybpf_core(spec, None)
@@ -123,9 +131,10 @@ def main() -> int:
                   f"{r['problems'][0]})")
             continue
         flag = ("OK " if r["parsed"] and r["progs_ok"] and r["maps_ok"] and r["core"] == r["core_ok"]
-                and r["insn_ok"] == r["insn_progs"] else "DIFF")
+                and r["insn_ok"] == r["insn_progs"] and r["btf_ok"] == r["btf"] else "DIFF")
         print(f"{flag} {r['object']:32} parsed={r['parsed']!s:5} programs={r['progs_ok']!s:5} maps={r['maps_ok']!s:5} "
-              f"CO-RE {r['core_ok']}/{r['core']} same instructions {r['insn_ok']}/{r['insn_progs']}")
+              f"CO-RE {r['core_ok']}/{r['core']} same instructions {r['insn_ok']}/{r['insn_progs']} "
+              f"same BTF {r['btf_ok']}/{r['btf']}")
         for problem in r["problems"][: None if args.verbose else 3]:
             print("      ", problem)
     n = len(rows)
@@ -137,7 +146,8 @@ def main() -> int:
           f"{sum(r['progs_ok'] for r in rows)}, map lists equal: {sum(r['maps_ok'] for r in rows)}, "
           f"CO-RE relocations equal: {core_ok}/{core} ({100.0 * core_ok / core if core else 100:.1f}%), "
           f"programs with byte-identical instructions: {sum(r['insn_ok'] for r in rows)}/"
-          f"{sum(r['insn_progs'] for r in rows)} (of those libbpf loaded)")
+          f"{sum(r['insn_progs'] for r in rows)} (of those libbpf loaded), kernel BTF byte-identical: "
+          f"{sum(r['btf_ok'] for r in rows)}/{sum(r['btf'] for r in rows)}")
     return 0
 
 

@@ -48,6 +48,7 @@ class LibBPF:
             ("bpf_program__insn_cnt", ctypes.c_size_t, [vp]), ("bpf_program__insns", vp, [vp]),
             ("bpf_map__fd", ctypes.c_int, [vp]),
             ("bpf_map__initial_value", vp, [vp, ctypes.POINTER(ctypes.c_size_t)]),
+            ("bpf_object__btf", vp, [vp]), ("btf__raw_data", vp, [vp, ctypes.POINTER(ctypes.c_uint32)]),
         ]:
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
@@ -99,8 +100,15 @@ class LibBPF:
                 "map_extra": self.lib.bpf_map__map_extra(m), "inner": self._map(inner) if inner else None}
 
     def view(self, path: str, load: bool, btf_custom_path: str | None = None) -> tuple[dict, dict, list[str], str]:
-        """(programs, maps, debug log, error) as libbpf sees the object (CO-RE against ``btf_custom_path``)."""
+        """(programs, maps, debug log, error) as libbpf sees the object (CO-RE against ``btf_custom_path``).
+
+        After loading, ``instructions``, ``map_fds``, ``map_data`` and ``btf`` hold what libbpf gave the kernel.
+        """
         self.log = []
+        self.instructions: dict[str, bytes] = {}
+        self.map_fds: dict[str, int] = {}
+        self.map_data: dict[str, bytes] = {}
+        self.btf: bytes | None = None
         opts = None
         if btf_custom_path is not None:
             opts = _OpenOpts(sz=ctypes.sizeof(_OpenOpts), btf_custom_path=btf_custom_path.encode())
@@ -121,9 +129,6 @@ class LibBPF:
                 self.lib.bpf_map__max_entries(m), self.lib.bpf_map__map_flags(m))
             m = self.lib.bpf_object__next_map(obj, m)
         error = ""
-        self.instructions: dict[str, bytes] = {}
-        self.map_fds: dict[str, int] = {}
-        self.map_data: dict[str, bytes] = {}
         if load:
             # sizes tools fill in from user space before loading (stack maps, per-CPU buffers)
             m = self.lib.bpf_object__next_map(obj, None)
@@ -133,7 +138,13 @@ class LibBPF:
                 if self.lib.bpf_map__value_size(m) == 0 and self.lib.bpf_map__type(m) == 7:  # STACK_TRACE
                     self.lib.bpf_map__set_value_size(m, 127 * 8)
                 m = self.lib.bpf_object__next_map(obj, m)
-            if self.lib.bpf_object__load(obj) != 0:
+            failed = self.lib.bpf_object__load(obj) != 0
+            btf = self.lib.bpf_object__btf(obj)
+            if btf:  # the object's BTF after libbpf's fixups (extern layout, DATASECs, static subprograms)
+                size = ctypes.c_uint32()
+                ptr = self.lib.btf__raw_data(btf, ctypes.byref(size))
+                self.btf = ctypes.string_at(ptr, size.value)
+            if failed:
                 error = f"load failed (errno {ctypes.get_errno()})"
             else:
                 # the final instructions libbpf gave the kernel, and the map fds they contain

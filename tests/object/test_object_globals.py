@@ -238,3 +238,5 @@ def test_global_data_kconfig_and_instructions_match_libbpf(path):
             assert bytes(m.data) == lib.map_data[m.name], m.name
     assert set(lib.instructions) == {"use_data"}
     assert spec.link_instructions("use_data", lib.map_fds, ksyms).encode() == lib.instructions["use_data"]
+    # .ksyms ints and the dummy_ksym variable, .kconfig layout, DATASEC sizes/offsets: the same BTF bytes
+    assert spec.kernel_btf().to_bytes() == lib.btf

@@ -173,6 +173,7 @@ def test_instructions_are_byte_identical_to_what_libbpf_loads(obj):
     assert set(lib.instructions) == set(obj.programs)
     for name, code in lib.instructions.items():
         assert obj.link_instructions(name, lib.map_fds).encode() == code, name
+    assert obj.kernel_btf().to_bytes() == lib.btf  # hidden_glob's FUNC made static, DATASECs sized
 
 
 STATIC_AND_CROSS_SECTION = r"""

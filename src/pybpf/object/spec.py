@@ -423,6 +423,12 @@ class ObjectSpec:
 
         return resolve_kconfig(self, resolver, **kwargs)
 
+    def kernel_btf(self, features: Any = None) -> Any:
+        """The BTF to hand to BPF_BTF_LOAD (externs laid out, DATASECs fixed, sanitized for ``features``)."""
+        from .kernelbtf import kernel_btf
+
+        return kernel_btf(self, features)
+
     def resolve_ksyms(self, target: Any = None, **kwargs: Any) -> dict[str, Any]:
         """Find every ``__ksym`` extern in the running kernel; see :func:`pybpf.object.externs.resolve_ksyms`."""
         from .externs import resolve_ksyms
