@@ -11,7 +11,6 @@ for older kernels); the extern and subprogram rules are the loader's and live he
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..btf import BTF, FuncLinkage, Kind, Var, VarLinkage
@@ -63,15 +62,15 @@ def _externs(btf: BTF, spec: "ObjectSpec") -> None:
             if t.kind == Kind.FUNC:
                 proto = btf[t.type_id]
                 if proto.kind == Kind.FUNC_PROTO:
-                    params = tuple(dataclasses.replace(p, name=DUMMY_KSYM) if p.type_id and not p.name else p
+                    params = tuple(p.replace(name=DUMMY_KSYM) if p.type_id and not p.name else p
                                    for p in proto.params)
-                    btf.replace(proto.id, dataclasses.replace(proto, params=params))
-                btf.replace(t.id, dataclasses.replace(t, linkage=FuncLinkage.GLOBAL))
+                    btf.replace(proto.id, proto.replace(params=params))
+                btf.replace(t.id, t.replace(linkage=FuncLinkage.GLOBAL))
                 type_id = dummy
             elif t.kind == Kind.VAR:
-                btf.replace(t.id, dataclasses.replace(t, linkage=VarLinkage.GLOBAL, type_id=int_id))
-            infos.append(dataclasses.replace(v, type_id=type_id, offset=4 * i, size=4))
-        btf.replace(sec.id, dataclasses.replace(btf[sec.id], size=4 * len(infos), vars=tuple(infos)))
+                btf.replace(t.id, t.replace(linkage=VarLinkage.GLOBAL, type_id=int_id))
+            infos.append(v.replace(type_id=type_id, offset=4 * i, size=4))
+        btf.replace(sec.id, btf[sec.id].replace(size=4 * len(infos), vars=tuple(infos)))
     kconfig = btf.ids_by_name(".kconfig", Kind.DATASEC)
     if kconfig:
         sec = btf[kconfig[0]]
@@ -82,10 +81,10 @@ def _externs(btf: BTF, spec: "ObjectSpec") -> None:
             ext = layout.get(t.name)
             if ext is None:
                 raise ObjectError(f"{spec.name}: BTF variable {t.name!r} of .kconfig has no extern symbol")
-            btf.replace(t.id, dataclasses.replace(t, linkage=VarLinkage.GLOBAL))
-            infos.append(dataclasses.replace(v, offset=ext.offset))
+            btf.replace(t.id, t.replace(linkage=VarLinkage.GLOBAL))
+            infos.append(v.replace(offset=ext.offset))
         size = max((e.offset + e.size for e in layout.values()), default=0)
-        btf.replace(sec.id, dataclasses.replace(btf[sec.id], size=size, vars=tuple(infos)))
+        btf.replace(sec.id, btf[sec.id].replace(size=size, vars=tuple(infos)))
 
 
 def _static_subprograms(btf: BTF, spec: "ObjectSpec") -> None:
@@ -100,7 +99,7 @@ def _static_subprograms(btf: BTF, spec: "ObjectSpec") -> None:
         for type_id in btf.ids_by_name(name, Kind.FUNC):
             t = btf[type_id]
             if t.linkage == FuncLinkage.GLOBAL:
-                btf.replace(type_id, dataclasses.replace(t, linkage=FuncLinkage.STATIC))
+                btf.replace(type_id, t.replace(linkage=FuncLinkage.STATIC))
                 break
 
 
