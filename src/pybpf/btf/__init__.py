@@ -2,11 +2,16 @@
 
     from pybpf.btf import BTF, kernel_btf
     vmlinux = kernel_btf()                          # parsed once per process, lazily
-    task = vmlinux.find("task_struct", "struct")
-    vmlinux.member_offset(task, "pid")              # -> byte offset
-    btf = BTF.from_file("prog.bpf.o")               # an object's .BTF
-    codec = btf.codec("struct event")               # bytes <-> Python values
+    task = vmlinux.find("struct task_struct")       # or find("task_struct", "struct")
+    vmlinux.member_offset(task, "se.vruntime")      # -> byte offset
+    btf = BTF.from_file("prog.bpf.o")               # an object's .BTF (validated)
+    codec = btf.codec("struct event")               # bytes <-> Python values, compiled once
     print(btf.dump_c())                             # what `bpftool btf dump ... format c` prints
+
+Modules: btf (the BTF container and parser), types (one frozen class per kind),
+writer, validate, rawdump and cdump (bpftool's two formats), ext (.BTF.ext),
+codec (values), sanitize (loading on older kernels, DATASEC fix-ups), kernel
+(/sys/kernel/btf).
 """
 
 from .btf import BTF

@@ -450,20 +450,16 @@ class CDumper:
             bit_sizes = None
             bit_offs = record[2::3]
         aligns = self._member_aligns(types)
+        # libbpf's rules: a struct is packed when a non-bitfield member is misaligned or its size
+        # is not a multiple of the largest member alignment; such a struct aligns to 1
+        if bit_sizes is None:
+            misaligned = any(a and off % (8 * a) for a, off in zip(aligns, bit_offs))
+        else:
+            misaligned = any(a and not bits and off % (8 * a) for a, off, bits in zip(aligns, bit_offs, bit_sizes))
+        best = max(aligns, default=1)
+        odd_size = size % best if best > 0 else False
+        packed = is_struct and (misaligned or bool(odd_size))
         align = self.align_of(tid)
-        packed = False
-        if is_struct:
-            # packed when a (non-bitfield) member or the size breaks natural alignment
-            best = max(aligns, default=1) if aligns else 1
-            if best < 1:
-                best = max(1, best)
-            if size % best:
-                packed = True
-            else:
-                for i, a in enumerate(aligns):
-                    if a and bit_offs[i] % (8 * a) and not (bit_sizes and bit_sizes[i]):
-                        packed = True
-                        break
         keyword = "struct" if is_struct else "union"
         name = self.type_name(tid)
         parts = [f"{keyword} {name} {{" if w[o] else f"{keyword}{name} {{"]

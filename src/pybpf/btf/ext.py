@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import enum
 import struct
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import BTFError
 from .btf import BTF
 from .layout import BTF_MAGIC
-from .record import frozen_record
 from .types import Kind
 
 _EXT_HEADER = struct.Struct("<HBBI")  # magic, version, flags, hdr_len
@@ -62,7 +62,7 @@ class CoreReloKind(enum.IntEnum):
         return self in (CoreReloKind.ENUMVAL_EXISTS, CoreReloKind.ENUMVAL_VALUE)
 
 
-@frozen_record()
+@dataclass(frozen=True, slots=True)
 class FuncInfo:
     """The BTF FUNC of the function starting at ``insn_off`` (bytes into its ELF section)."""
 
@@ -78,7 +78,7 @@ class FuncInfo:
         return _FUNC_INFO.pack(insn_index, self.type_id)
 
 
-@frozen_record(hidden=("file_name_off", "line_off"))
+@dataclass(frozen=True, slots=True)
 class LineInfo:
     """Source position of the instruction at ``insn_off``: file, line, column and the line's text."""
 
@@ -87,8 +87,8 @@ class LineInfo:
     line_text: str
     line: int
     column: int
-    file_name_off: int = 0
-    line_off: int = 0
+    file_name_off: int = field(repr=False, default=0)
+    line_off: int = field(repr=False, default=0)
 
     @property
     def insn_index(self) -> int:
@@ -106,7 +106,7 @@ class LineInfo:
         return f"{self.file_name}:{self.line}:{self.column}: {self.line_text.strip()}"
 
 
-@frozen_record(hidden=("access_str_off",))
+@dataclass(frozen=True, slots=True)
 class CoreRelo:
     """A CO-RE relocation: what the instruction at ``insn_off`` asks about type ``type_id``."""
 
@@ -114,7 +114,7 @@ class CoreRelo:
     type_id: int
     access_str: str
     kind: CoreReloKind | int
-    access_str_off: int = 0
+    access_str_off: int = field(repr=False, default=0)
 
     @property
     def insn_index(self) -> int:

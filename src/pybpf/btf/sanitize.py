@@ -18,11 +18,12 @@ blobs to try loading) and calls them before BPF_BTF_LOAD.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BTFError
 from .btf import BTF
-from .record import frozen_record
 from .types import (
     Const,
     Datasec,
@@ -44,7 +45,7 @@ KCONFIG_SECTION = ".kconfig"
 KSYMS_SECTION = ".ksyms"
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class BTFFeatures:
     """Which BTF kinds the target kernel accepts (all of them by default)."""
 
@@ -58,7 +59,10 @@ class BTFFeatures:
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return cls._init_fields  # type: ignore[attr-defined]
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes: bool) -> "BTFFeatures":
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def none(cls) -> "BTFFeatures":

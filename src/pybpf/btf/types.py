@@ -11,9 +11,9 @@ source of truth, so the fast paths (name index, C dump) never see stale data.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Iterator
-
-from .record import frozen_record
+from dataclasses import dataclass, field
+from dataclasses import replace as _replace
+from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
     from .btf import BTF
@@ -86,18 +86,26 @@ class VarLinkage(enum.IntEnum):
     EXTERN = 2  # BTF_VAR_GLOBAL_EXTERN
 
 
+class _Replaceable:
+    __slots__ = ()
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed (``dataclasses.replace`` works as well)."""
+        return _replace(self, **changes)
+
+
 # --- parts of composite types ---------------------------------------------------
 
 
-@frozen_record(hidden=("btf",), uncompared=("btf",), detached=("btf",))
-class Member:
+@dataclass(frozen=True, slots=True)
+class Member(_Replaceable):
     """A struct/union member; ``offset`` is in bits from the start of the struct."""
 
     name: str
     type_id: int
     offset: int
     bitfield_size: int = 0
-    btf: "BTF | None" = None
+    btf: "BTF | None" = field(default=None, compare=False, repr=False)
 
     @property
     def type(self) -> "Type":
@@ -108,33 +116,33 @@ class Member:
         return self.offset // 8
 
 
-@frozen_record()
-class EnumValue:
+@dataclass(frozen=True, slots=True)
+class EnumValue(_Replaceable):
     name: str
     value: int
 
 
-@frozen_record(hidden=("btf",), uncompared=("btf",), detached=("btf",))
-class Param:
+@dataclass(frozen=True, slots=True)
+class Param(_Replaceable):
     """A function prototype parameter; a last parameter of type 0 means '...'."""
 
     name: str
     type_id: int
-    btf: "BTF | None" = None
+    btf: "BTF | None" = field(default=None, compare=False, repr=False)
 
     @property
     def type(self) -> "Type":
         return _bound(self.btf, self)[self.type_id]
 
 
-@frozen_record(hidden=("btf",), uncompared=("btf",), detached=("btf",))
-class VarSecinfo:
+@dataclass(frozen=True, slots=True)
+class VarSecinfo(_Replaceable):
     """A variable placed in a DATASEC: its VAR (or FUNC for externs), offset and size in bytes."""
 
     type_id: int
     offset: int
     size: int
-    btf: "BTF | None" = None
+    btf: "BTF | None" = field(default=None, compare=False, repr=False)
 
     @property
     def type(self) -> "Type":
@@ -152,13 +160,13 @@ def _bound(btf: "BTF | None", obj: object) -> "BTF":
 # --- types -------------------------------------------------------------------------
 
 
-@frozen_record(kw_only=True, hidden=("btf",), uncompared=("id", "btf"), detached=("id", "btf"))
-class Type:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Type(_Replaceable):
     """Base of all kinds.  ``id`` and ``btf`` are set when the object comes from a BTF."""
 
     name: str = ""
-    id: int | None = None
-    btf: "BTF | None" = None
+    id: int | None = field(default=None, compare=False)
+    btf: "BTF | None" = field(default=None, compare=False, repr=False)
 
     kind = Kind.UNKN
 
@@ -197,13 +205,13 @@ _DESCRIBE = {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.ENUM: "enum", Kind
              Kind.VAR: "var", Kind.DATASEC: "datasec", Kind.UNKN: ""}
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Void(Type):
     name: str = "void"
     kind = Kind.UNKN
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Int(Type):
     size: int  # type: ignore[assignment]
     encoding: IntEncoding = IntEncoding.NONE
@@ -211,7 +219,7 @@ class Int(Type):
     offset: int = 0  # bits_offset (legacy bitfield encoding)
     kind = Kind.INT
 
-    def _post_init(self) -> None:
+    def __post_init__(self) -> None:
         if not self.bits:
             object.__setattr__(self, "bits", self.size * 8)
 
@@ -228,13 +236,13 @@ class Int(Type):
         return bool(self.encoding & IntEncoding.BOOL)
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Float(Type):
     size: int  # type: ignore[assignment]
     kind = Kind.FLOAT
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Ref(Type):
     """Kinds that point at one other type through the ``type`` field."""
 
@@ -245,39 +253,39 @@ class _Ref(Type):
         return self._resolve(self.type_id)
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Pointer(_Ref):
     kind = Kind.PTR
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Typedef(_Ref):
     kind = Kind.TYPEDEF
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Volatile(_Ref):
     kind = Kind.VOLATILE
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Const(_Ref):
     kind = Kind.CONST
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Restrict(_Ref):
     kind = Kind.RESTRICT
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TypeTag(_Ref):
     """``__attribute__((btf_type_tag("name")))``; the tag text is ``name``."""
 
     kind = Kind.TYPE_TAG
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Func(_Ref):
     """A function; ``type_id`` is its FUNC_PROTO."""
 
@@ -285,13 +293,13 @@ class Func(_Ref):
     kind = Kind.FUNC
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Var(_Ref):
     linkage: VarLinkage = VarLinkage.STATIC
     kind = Kind.VAR
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeclTag(_Ref):
     """``__attribute__((btf_decl_tag("name")))`` on a type, or on its member/param ``component_idx``."""
 
@@ -299,7 +307,7 @@ class DeclTag(_Ref):
     kind = Kind.DECL_TAG
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Array(Type):
     type_id: int
     index_type_id: int
@@ -315,7 +323,7 @@ class Array(Type):
         return self._resolve(self.index_type_id)
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Composite(Type):
     """STRUCT or UNION.  ``kflag`` says member offsets carry bitfield sizes (BTF's kind_flag)."""
 
@@ -339,17 +347,17 @@ class Composite(Type):
         raise TypeNotFoundError(f"{self.describe()} has no member {name!r}")
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Struct(Composite):
     kind = Kind.STRUCT
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Union(Composite):
     kind = Kind.UNION
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _EnumBase(Type):
     size: int = 4  # type: ignore[assignment]
     values: tuple[EnumValue, ...] = ()
@@ -381,18 +389,18 @@ class _EnumBase(Type):
         return {v.name: v.value for v in self.values}
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Enum(_EnumBase):
     kind = Kind.ENUM
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Enum64(_EnumBase):
     size: int = 8  # type: ignore[assignment]
     kind = Kind.ENUM64
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Fwd(Type):
     """A forward declaration: ``struct name;`` or, with ``union=True``, ``union name;``."""
 
@@ -400,7 +408,7 @@ class Fwd(Type):
     kind = Kind.FWD
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FuncProto(Type):
     return_type_id: int = 0
     params: tuple[Param, ...] = ()
@@ -415,7 +423,7 @@ class FuncProto(Type):
         return bool(self.params) and self.params[-1].type_id == 0 and len(self.params) > 1
 
 
-@frozen_record(kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Datasec(Type):
     size: int = 0  # type: ignore[assignment]
     vars: tuple[VarSecinfo, ...] = ()
