@@ -1,5 +1,6 @@
-"""The eBPF instruction set: one Instruction type, the opcode table, programs."""
+"""The eBPF instruction set: one Instruction type, the opcode table, programs, text."""
 
+from .helpers import HELPER_COUNT, helper_id, helper_name
 from .instruction import SLOT_SIZE, Instruction, Program
 from .opcodes import (
     CALL,
@@ -8,10 +9,12 @@ from .opcodes import (
     JA,
     JA32,
     LD_IMM64,
+    MAY_GOTO,
     OPCODES,
     AluOp,
     AtomicOp,
     Class,
+    Group,
     JmpOp,
     Kind,
     Mode,
@@ -20,10 +23,13 @@ from .opcodes import (
     PseudoLoad,
     Size,
     Source,
+    conformance_group,
+    cpu_version,
 )
 
 __all__ = [
-    "CALL", "CALLX", "EXIT", "JA", "JA32", "LD_IMM64", "OPCODES", "SLOT_SIZE",
-    "AluOp", "AtomicOp", "Class", "Instruction", "JmpOp", "Kind", "Mode", "OpInfo",
-    "Program", "PseudoCall", "PseudoLoad", "Size", "Source",
+    "CALL", "CALLX", "EXIT", "HELPER_COUNT", "JA", "JA32", "LD_IMM64", "MAY_GOTO", "OPCODES", "SLOT_SIZE",
+    "AluOp", "AtomicOp", "Class", "Group", "Instruction", "JmpOp", "Kind", "Mode", "OpInfo", "Program",
+    "PseudoCall", "PseudoLoad", "Size", "Source", "conformance_group", "cpu_version",
+    "helper_id", "helper_name",
 ]
