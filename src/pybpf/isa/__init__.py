@@ -1,7 +1,10 @@
 """The eBPF instruction set: one Instruction type, the opcode table, programs, text."""
 
+from .disassembler import disassemble, objdump_section
 from .helpers import HELPER_COUNT, helper_id, helper_name
 from .instruction import SLOT_SIZE, Instruction, Program
+from .kernel_syntax import bpftool_imm_name, format_kernel
+from .llvm_syntax import format_llvm, objdump_text
 from .opcodes import (
     CALL,
     CALLX,
@@ -30,6 +33,6 @@ from .opcodes import (
 __all__ = [
     "CALL", "CALLX", "EXIT", "HELPER_COUNT", "JA", "JA32", "LD_IMM64", "MAY_GOTO", "OPCODES", "SLOT_SIZE",
     "AluOp", "AtomicOp", "Class", "Group", "Instruction", "JmpOp", "Kind", "Mode", "OpInfo", "Program",
-    "PseudoCall", "PseudoLoad", "Size", "Source", "conformance_group", "cpu_version",
-    "helper_id", "helper_name",
+    "PseudoCall", "PseudoLoad", "Size", "Source", "bpftool_imm_name", "conformance_group", "cpu_version",
+    "disassemble", "format_kernel", "format_llvm", "helper_id", "helper_name", "objdump_section", "objdump_text",
 ]
