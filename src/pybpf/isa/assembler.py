@@ -83,6 +83,11 @@ _RE_LABEL = re.compile(r"([A-Za-z_.$][\w.$]*|<[^<>]+>):$")
 _RE_RELOC = re.compile(r"[0-9a-f]{8,16}:\s+(R_BPF_\w+|CO-RE\b)")
 _RE_ANNOTATION = re.compile(r"\s+<[^<>]*>$")
 _RE_FUNC_HEADER = re.compile(r"[\w\s\*]+\(.*\):$")  # bpftool: "int prog(void * ctx):"
+_RE_COMMENT = re.compile(r"(\s#|//).*$")
+_RE_REG_ONLY = re.compile(_REG)
+_RE_NUM_ONLY = re.compile(_NUM)
+_RE_NUM_LL = re.compile(rf"{_NUM}\s*ll")
+_HEX = frozenset("0123456789abcdef")
 
 
 def _num(text: str, what: str) -> tuple[int, bool]:
@@ -118,8 +123,14 @@ def _imm64(text: str) -> int:
     return value & _MASK64
 
 
+_REGISTERS = {f"{prefix}{kind}{n}": (n, kind == "r") for prefix in ("", "%") for kind in "rw" for n in range(11)}
+
+
 def _reg(text: str) -> tuple[int, bool]:
     """(number, is_64bit) of r0-r10 / w0-w10."""
+    found = _REGISTERS.get(text)
+    if found is not None:
+        return found
     t = text.strip()
     if t.startswith("%"):
         t = t[1:]
@@ -160,15 +171,13 @@ class _Pending:
 class _Section:
     name: str
     insns: list[Instruction] = field(default_factory=list)
-    lines: list[tuple[int, str]] = field(default_factory=list)
     slot: int = 0
     labels: dict[str, int] = field(default_factory=dict)
     pending: list[_Pending] = field(default_factory=list)
     first_exit: int | None = None
 
-    def add(self, insn: Instruction, line: int, text: str) -> int:
+    def add(self, insn: Instruction) -> int:
         self.insns.append(insn)
-        self.lines.append((line, text))
         if insn.opcode == EXIT and self.first_exit is None:
             self.first_exit = self.slot
         self.slot += insn.slots
@@ -198,20 +207,55 @@ class _Assembler:
 
     def line(self, raw: str, lineno: int) -> None:
         s = raw.strip()
-        if not s or s.startswith((";", "#", "//")):
+        if not s or s[0] in ";#" or s.startswith("//"):
             return
-        s = re.sub(r"(\s#|//).*$", "", s).strip()
-        if not s:
-            return
+        if "#" in s or "//" in s:
+            s = _RE_COMMENT.sub("", s).strip()
+            if not s:
+                return
+        m = _RE_INDEX.match(s) if s[0].isdigit() and "R_BPF_" not in s and "CO-RE" not in s else None
+        if m is None:
+            # instructions never end in ':' nor mention relocations: only then can this be furniture
+            if (s[-1] == ":" or s == "..." or "R_BPF_" in s or "CO-RE" in s or "file format" in s
+                    or s.startswith("Symbol table")) and self.furniture(s, lineno, raw):
+                return
+        else:
+            s = s[m.end():]
+            if len(s) > 23 and s[2] == " " and s[0] in _HEX and s[1] in _HEX:
+                m = _RE_RAW.match(s)
+                if m:
+                    self.raw_bytes(m.group(1), lineno, raw)
+                    return
+            if _RE_RAW_BYTE.match(s):
+                raise AssemblerError("a single byte that llvm-objdump could not decode (truncated instruction)",
+                                     lineno, raw)
+        opcode = None
+        if s[0] == "(":
+            m = _RE_OPCODE.match(s)
+            if m:
+                opcode = int(m.group(1), 16)
+                s = s[m.end():]
+        if s[-1] == ">":
+            if s == "<unknown>":
+                raise AssemblerError("llvm-objdump could not decode this instruction, so its text says nothing "
+                                     "about its bytes; disassemble with --exact or --show-raw-insn", lineno, raw)
+            s = _RE_ANNOTATION.sub("", s)
+        insn = self.instruction(s, opcode, lineno, raw)
+        if opcode is not None and insn.opcode != opcode:
+            raise AssemblerError(f"the text is instruction ({insn.opcode:02x}), but the line says ({opcode:02x})",
+                                 lineno, raw)
+
+    def furniture(self, s: str, lineno: int, raw: str) -> bool:
+        """Listing lines that are no instructions: headers, symbols, labels, relocations. True if handled."""
         if s.endswith(("file format elf64-bpf", "file format elf64-bpfel")) or s.startswith("Symbol table"):
-            return
+            return True
         m = _RE_SECTION.match(s)
         if m:
             if self.sec.insns or self.sec.name or self.sec.labels:
                 self.sections.append(_Section(m.group(1)))
             else:
                 self.sec.name = m.group(1)
-            return
+            return True
         m = _RE_SYMBOL.match(s)
         if m:
             slot = int(m.group(1), 16) // SLOT_SIZE
@@ -219,57 +263,36 @@ class _Assembler:
                 raise AssemblerError(f"symbol <{m.group(2)}> is at slot {slot} but the listing is at slot "
                                      f"{self.sec.slot}", lineno, raw)
             self.sec.labels.setdefault(m.group(2), slot)
-            return
+            return True
         if s == "...":
             raise AssemblerError("a '...' line stands for skipped zero bytes, which are no instructions; "
                                  "disassemble with --exact so that nothing is skipped", lineno, raw)
-        if _RE_RELOC.match(s):
-            if " R_BPF_64_32" in f" {s.split()[1]}" and self.sec.insns:
+        m = _RE_RELOC.match(s)
+        if m:
+            if m.group(1) == "R_BPF_64_32" and self.sec.insns:
                 last = self.sec.insns[-1]
                 if last.opcode == CALL and last.src == PseudoCall.HELPER:  # relocated call: a bpf-to-bpf call
                     self.sec.insns[-1] = last.replace(src=PseudoCall.CALL)
-            return
+            return True
         m = _RE_LABEL.match(s)
         if m:
             name = m.group(1).strip("<>")
             if name in self.sec.labels and self.sec.labels[name] != self.sec.slot:
                 raise AssemblerError(f"label {name!r} is defined twice", lineno, raw)
             self.sec.labels[name] = self.sec.slot
-            return
-        if _RE_FUNC_HEADER.match(s):
-            return
-        m = _RE_INDEX.match(s)
-        if m:
-            s = s[m.end():]
-        m = _RE_RAW.match(s)
-        if m:
-            data = bytes.fromhex(m.group(1).replace(" ", ""))
-            try:
-                insn = Instruction.decode(data)
-            except InstructionError as exc:
-                raise AssemblerError(f"the bytes {m.group(1)} are no valid instruction: {exc}", lineno, raw) from None
-            if insn.slots * SLOT_SIZE != len(data):
-                raise AssemblerError(f"{len(data)} bytes given for a {insn.slots * SLOT_SIZE}-byte instruction",
-                                     lineno, raw)
-            self.sec.add(insn, lineno, raw)
-            return
-        if _RE_RAW_BYTE.match(s):
-            raise AssemblerError("a single byte that llvm-objdump could not decode (truncated instruction)",
+            return True
+        return _RE_FUNC_HEADER.match(s) is not None
+
+    def raw_bytes(self, hex_text: str, lineno: int, raw: str) -> None:
+        data = bytes.fromhex(hex_text.replace(" ", ""))
+        try:
+            insn = Instruction.decode(data)
+        except InstructionError as exc:
+            raise AssemblerError(f"the bytes {hex_text} are no valid instruction: {exc}", lineno, raw) from None
+        if insn.slots * SLOT_SIZE != len(data):
+            raise AssemblerError(f"{len(data)} bytes given for a {insn.slots * SLOT_SIZE}-byte instruction",
                                  lineno, raw)
-        opcode = None
-        m = _RE_OPCODE.match(s)
-        if m:
-            opcode = int(m.group(1), 16)
-            s = s[m.end():]
-        if s.endswith(">") and not s.startswith("<"):
-            s = _RE_ANNOTATION.sub("", s)
-        if s == "<unknown>":
-            raise AssemblerError("llvm-objdump could not decode this instruction, so its text says nothing about "
-                                 "its bytes; disassemble with --exact or --show-raw-insn", lineno, raw)
-        insn = self.instruction(s, opcode, lineno, raw)
-        if insn is not None and opcode is not None and insn.opcode != opcode:
-            raise AssemblerError(f"the text is instruction ({insn.opcode:02x}), but the line says ({opcode:02x})",
-                                 lineno, raw)
+        self.sec.add(insn)
 
     def finish(self, sec: _Section) -> None:
         labels = dict(sec.labels)
@@ -296,7 +319,7 @@ class _Assembler:
 
     def emit(self, insn: Instruction, lineno: int, raw: str, label: str | None = None,
              label_field: str = "off") -> Instruction:
-        index = self.sec.add(insn, lineno, raw)
+        index = self.sec.add(insn)
         if label is not None:
             self.sec.pending.append(_Pending(index, label, label_field, lineno, raw))
         else:
@@ -312,12 +335,16 @@ class _Assembler:
             return _imm32(t, "jump offset"), None
         return 0, t
 
-    def instruction(self, s: str, opcode: int | None, lineno: int, raw: str) -> Instruction | None:
+    def instruction(self, s: str, opcode: int | None, lineno: int, raw: str) -> Instruction:
         first = s.split(None, 1)[0]
         if first in _CONFORMANCE and "=" not in s and not (first == "lock" and "*" in s):
             return self.conformance(s, lineno, raw)
         if s == "exit":
             return self.emit(Instruction(EXIT), lineno, raw)
+        if first[0] in "rw" and first[1:2].isdigit():
+            m = _RE_ASSIGN.match(s)
+            if m:
+                return self.assign(m.group(1), m.group(2), m.group(3).strip(), opcode, lineno, raw)
         if first in ("call", "callx"):
             return self.call(s, lineno, raw)
         m = _RE_IF.match(s)
@@ -327,7 +354,7 @@ class _Assembler:
             cls = Class.JMP if wide else Class.JMP32
             off, label = self.target(m.group(4))
             off = _off16(str(off), "jump offset") if label is None else 0
-            if re.fullmatch(_REG, m.group(3)):
+            if _RE_REG_ONLY.fullmatch(m.group(3)):
                 src, wide2 = _reg(m.group(3))
                 if wide2 != wide:
                     raise ValueError("a comparison mixes 64-bit (r) and 32-bit (w) registers")
@@ -355,7 +382,7 @@ class _Assembler:
         if m:
             size = self.size(m.group(1), m.group(2))
             dst, off = _mem(m.group(3), m.group(4), m.group(5))
-            if re.fullmatch(_REG, m.group(6)):
+            if _RE_REG_ONLY.fullmatch(m.group(6)):
                 src, _ = _reg(m.group(6))
                 return self.emit(Instruction(Class.STX | Mode.MEM | size, dst, src, off), lineno, raw)
             return self.emit(Instruction(Class.ST | Mode.MEM | size, dst, 0, off, _imm32(m.group(6))), lineno, raw)
@@ -373,9 +400,6 @@ class _Assembler:
             lo = _imm32(m.group(3)) & 0xFFFFFFFF
             hi = (_imm32(m.group(4)) & 0xFFFFFFFF) if m.group(4) else 0
             return self.emit(Instruction(LD_IMM64, dst, src, 0, lo | hi << 32), lineno, raw)
-        m = _RE_ASSIGN.match(s)
-        if m:
-            return self.assign(m.group(1), m.group(2), m.group(3).strip(), opcode, lineno, raw)
         if re.match(r"[a-z_][\w.]*(\s|$)", s) and "=" not in s:
             raise ValueError(f"unknown mnemonic {first!r}")
         raise ValueError(f"cannot parse {s!r} as an instruction")
@@ -390,21 +414,21 @@ class _Assembler:
         cls = Class.ALU64 if wide else Class.ALU
         if symbol != "=":
             op, signed = _ALU_BY_SYMBOL[symbol]
-            if re.fullmatch(_REG, rhs):
+            if _RE_REG_ONLY.fullmatch(rhs):
                 src, wide2 = _reg(rhs)
                 if wide2 != wide:
                     raise ValueError("the operation mixes 64-bit (r) and 32-bit (w) registers")
                 return self.emit(Instruction(cls | op | Source.X, dst, src, signed), lineno, raw)
             return self.emit(Instruction(cls | op | Source.K, dst, 0, signed, _imm32(rhs)), lineno, raw)
-        if re.fullmatch(_REG, rhs):
+        if _RE_REG_ONLY.fullmatch(rhs):
             src, wide2 = _reg(rhs)
             if wide2 != wide:
                 raise ValueError("a move between 64-bit (r) and 32-bit (w) registers; write both alike")
             return self.emit(Instruction(cls | AluOp.MOV | Source.X, dst, src), lineno, raw)
-        if rhs.endswith(" ll") or rhs.endswith("ll") and re.fullmatch(rf"{_NUM}\s*ll", rhs):
+        if rhs.endswith("ll") and _RE_NUM_LL.fullmatch(rhs):
             self.need_r(wide, "a 64-bit load")
             return self.emit(Instruction(LD_IMM64, dst, 0, 0, _imm64(rhs[:-2])), lineno, raw)
-        if re.fullmatch(_NUM, rhs):
+        if _RE_NUM_ONLY.fullmatch(rhs):
             value, _ = _num(rhs, "immediate")
             if opcode == LD_IMM64 or not -0x80000000 <= value <= 0xFFFFFFFF:
                 self.need_r(wide, "a 64-bit load")
@@ -553,7 +577,7 @@ class _Assembler:
             name, number = arg.rsplit("#", 1)
             src = PseudoCall.KFUNC_CALL if name == "kernel-function" else PseudoCall.HELPER
             return self.emit(Instruction(CALL, 0, src, 0, _imm32(number)), lineno, raw)
-        if re.fullmatch(_NUM, arg):
+        if _RE_NUM_ONLY.fullmatch(arg):
             return self.emit(Instruction(CALL, 0, 0, 0, _imm32(arg)), lineno, raw)
         hid = helper_id(arg)
         if hid is not None and arg not in self.sec.labels:
