@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Compare `pybpf disasm` with llvm-objdump-19 over every BPF object in a directory.
+"""Compare `pybpf disasm` with llvm-objdump-19 over every BPF object (*.o, *.elf) in a directory.
 
     python bench/compare_objdump.py DIR [--reloc] [--no-reassemble] [-v]
 
-For each *.o under DIR (recursively): the whole llvm-objdump-19 -d listing
+For each *.o / *.elf under DIR (recursively): the whole llvm-objdump-19 -d listing
 (--no-show-raw-insn; -r with --reloc) against pybpf's, line by line apart from
 the file header, and each program section reassembled from pybpf's default
 text and from --exact text, compared with the section's bytes.  Prints the
@@ -39,9 +39,9 @@ def main() -> int:
     ap.add_argument("--no-reassemble", action="store_true", help="skip the reassembly check")
     ap.add_argument("-v", "--verbose", action="store_true", help="show every differing line")
     args = ap.parse_args()
-    objects = sorted(args.directory.rglob("*.o"))
+    objects = sorted(p for p in args.directory.rglob("*") if p.suffix in (".o", ".elf") and p.is_file())
     if not objects:
-        print(f"no .o files under {args.directory}", file=sys.stderr)
+        print(f"no .o or .elf files under {args.directory}", file=sys.stderr)
         return 2
     lines = same = insn_lines = insn_same = 0
     files_identical = 0
@@ -79,21 +79,23 @@ def main() -> int:
         if args.no_reassemble:
             continue
         t2 = time.perf_counter()
+        reassembled = {}
+        for exact in (False, True):
+            try:
+                reassembled[exact] = assemble_listing("\n".join(mine if not exact else
+                                                                disassemble_elf(elf, exact=True)))
+            except BPFError as exc:
+                reassembled[exact] = {}
+                print(f"{path.name}: {'--exact' if exact else 'default'} listing does not assemble: {exc}")
         for sec in elf.sections:
             if not sec.flags & SHF_EXECINSTR or sec.type == SHT_NOBITS or not sec.size:
                 continue
             sections += 1
             want = bytes(sec.data)
-            n = len(want) // 8
-            slots += n
+            slots += len(want) // 8
             for exact in (False, True):
-                text = "\n".join(disassemble_elf(elf, sections=[sec.name], exact=exact))
-                try:
-                    got = assemble_listing(text)[sec.name].encode()
-                except BPFError as exc:
-                    got = b""
-                    if exact:
-                        print(f"{path.name} [{sec.name}] exact listing does not assemble: {exc}")
+                program = reassembled[exact].get(sec.name)
+                got = program.encode() if program is not None else b""
                 ok = sum(got[i:i + 8] == want[i:i + 8] for i in range(0, len(want), 8))
                 if exact:
                     slots_exact += ok

@@ -184,6 +184,12 @@ Disassembly of section tc:
         assemble(listing)
 
 
+def test_section_names_are_not_comments():
+    listing = ("Disassembly of section uretprobe//proc/self/exe:uprobed_sub:\n\n0000000000000000 <sub>:\n"
+               "       0:\tr0 = 0x0 # a comment\n       1:\texit\t// another\n")
+    assert list(assemble_listing(listing)) == ["uretprobe//proc/self/exe:uprobed_sub"]
+
+
 def test_relocation_line_marks_a_call_as_bpf_to_bpf():
     text = "call 0x2\n\t\t0000000000000000:  R_BPF_64_32\t.text\nexit"
     assert assemble(text)[0] == I(0x85, 0, 1, 0, 2)

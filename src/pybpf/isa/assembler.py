@@ -83,7 +83,7 @@ _RE_LABEL = re.compile(r"([A-Za-z_.$][\w.$]*|<[^<>]+>):$")
 _RE_RELOC = re.compile(r"[0-9a-f]{8,16}:\s+(R_BPF_\w+|CO-RE\b)")
 _RE_ANNOTATION = re.compile(r"\s+<[^<>]*>$")
 _RE_FUNC_HEADER = re.compile(r"[\w\s\*]+\(.*\):$")  # bpftool: "int prog(void * ctx):"
-_RE_COMMENT = re.compile(r"(\s#|//).*$")
+_RE_COMMENT = re.compile(r"\s(#|//).*$")  # after a blank only: "uretprobe//proc/..." is a section name
 _RE_REG_ONLY = re.compile(_REG)
 _RE_NUM_ONLY = re.compile(_NUM)
 _RE_NUM_LL = re.compile(rf"{_NUM}\s*ll")
@@ -209,7 +209,7 @@ class _Assembler:
         s = raw.strip()
         if not s or s[0] in ";#" or s.startswith("//"):
             return
-        if "#" in s or "//" in s:
+        if " #" in s or "//" in s or "\t#" in s:
             s = _RE_COMMENT.sub("", s).strip()
             if not s:
                 return
