@@ -12,6 +12,7 @@ from ..elf.reader import (
 )
 from ..errors import ELFError, InstructionError
 from ..isa import disassemble
+from .core_relocations import core_relocation_lines
 from ..isa.disassembler import STYLES, ListingRelocation, ListingSymbol, kernel_section, objdump_section
 
 RELOCATION_NAMES = {
@@ -89,18 +90,21 @@ def disassemble_elf(elf: ELFFile, *, sections: list[str] = (), style: str = "llv
               if sec.size and sec.type != SHT_NOBITS
               and (sec.name in sections if sections else sec.flags & SHF_EXECINSTR)]
     relocs: dict[int, list[ListingRelocation]] = {}
+    core: dict[str, dict[int, str]] = {}
     if relocations:
         wanted = {sec.index for sec in chosen}
         for rel_sec, target in elf.relocation_sections():
             if target.index in wanted:
                 relocs.setdefault(target.index, []).extend(_relocation_lines(elf, rel_sec))
+        core = core_relocation_lines(elf)
     out: list[str] = []
     for sec in chosen:
         if style == "kernel":
             out += kernel_section(sec.name, sec.data, symbols.get(sec.index, ()))
         else:
             out += objdump_section(sec.name, sec.data, symbols.get(sec.index, ()), relocs.get(sec.index, ()),
-                                   address=sec.addr, show_raw=show_raw, show_relocations=relocations, exact=exact)
+                                   address=sec.addr, show_raw=show_raw, show_relocations=relocations, exact=exact,
+                                   core_relocations=core.get(sec.name))
     return out
 
 

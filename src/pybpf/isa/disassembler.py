@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import struct
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..errors import InstructionError
 from .instruction import SLOT_SIZE, Instruction, Program
@@ -145,11 +145,16 @@ def _elf_data(address: int, index: int, end: int, data: bytes, out: list[str]) -
 
 def objdump_section(name: str, data: bytes, symbols: Sequence[ListingSymbol] = (),
                     relocations: Sequence[ListingRelocation] = (), *, address: int = 0, show_raw: bool = False,
-                    show_relocations: bool = False, exact: bool = False) -> list[str]:
+                    show_relocations: bool = False, exact: bool = False,
+                    core_relocations: Mapping[int, str] | None = None) -> list[str]:
     """The lines ``llvm-objdump-19 -d`` prints for one section (from its "Disassembly of section" line).
 
     ``symbols`` are the section's symbols (addresses absolute, like st_value);
-    ``relocations`` its relocations, printed with ``show_relocations`` (-r).
+    ``relocations`` its relocations, printed with ``show_relocations`` (-r), as
+    are ``core_relocations``: section offset -> the text llvm-objdump prints
+    after "CO-RE " for a .BTF.ext CO-RE relocation there (``<byte_off> [32]
+    struct task_struct::pid (0:84)``; that text needs BTF, which this layer
+    does not read).
     With ``exact``, instructions that objdump prints ambiguously or not at all
     but that are valid are written in pybpf's lossless LLVM syntax instead,
     so that the listing assembles back to the same bytes.
@@ -224,6 +229,8 @@ def objdump_section(name: str, data: bytes, symbols: Sequence[ListingSymbol] = (
                         line += f" <{sym.name}>" if disp == 0 else f" <{sym.name}+{disp:#x}>"
             out.append(line)
             if show_relocations:
+                if core_relocations and index in core_relocations:
+                    out.append(f"\t\t{address + index:016x}:  CO-RE {core_relocations[index]}")
                 while rel_cur < len(rels) and rels[rel_cur].offset < index + consumed:
                     rel = rels[rel_cur]
                     if rel.offset >= index:
