@@ -46,7 +46,8 @@ _ATOMIC_BY_NAME = {"add": AtomicOp.ADD, "or": AtomicOp.OR, "and": AtomicOp.AND, 
 _NUM = r"[+-]?\s*(?:0[xX][0-9a-fA-F]+|\d+)"
 _REG = r"[rw]\d+"
 _TYPE = r"\*?\(\s*([us])(8|16|32|64)\s*\*\s*\)"  # "*(u32 *)" for a dereference, "(u32 *)" for a pointer
-_MEM = rf"\(\s*(r\d+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?\s*\)"
+_MEM = rf"\(\s*(r\d+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?\s*\)"  # "(r1 + 0x8)", "(r10 -4)"
+_ADDRESS = r"(r\d+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?"  # "r1 + 0x8" (llvm's xchg_64 operands)
 _TARGET = r"(?:pc)?\s*[+-]\s*(?:0[xX][0-9a-fA-F]+|\d+)|[A-Za-z_.$][\w.$]*"
 
 _RE_IF = re.compile(rf"if\s+({_REG})\s*(==|!=|s?[<>]=?|&)\s*({_REG}|{_NUM})\s+goto\s+({_TARGET})$")
@@ -61,9 +62,8 @@ _RE_MOVSX = re.compile(rf"\(s(8|16|32)\)\s*({_REG})$")
 _RE_NEG = re.compile(rf"-\s*({_REG})$")
 _RE_ASC = re.compile(rf"addr_space_cast\(\s*({_REG})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\)$")
 _RE_FETCH = re.compile(rf"atomic(?:64)?_fetch_(add|or|and|xor)\(\s*{_TYPE}\s*{_MEM}\s*,\s*({_REG})\s*\)$")
-_RE_XCHG_LLVM = re.compile(rf"xchg(?:32)?_(32|64)\(\s*(r\d+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?\s*,\s*({_REG})\s*\)$")
-_RE_CMPXCHG_LLVM = re.compile(
-    rf"cmpxchg(?:32)?_(32|64)\(\s*(r\d+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?\s*,\s*[rw]0\s*,\s*({_REG})\s*\)$")
+_RE_XCHG_LLVM = re.compile(rf"xchg(?:32)?_(32|64)\(\s*{_ADDRESS}\s*,\s*({_REG})\s*\)$")
+_RE_CMPXCHG_LLVM = re.compile(rf"cmpxchg(?:32)?_(32|64)\(\s*{_ADDRESS}\s*,\s*[rw]0\s*,\s*({_REG})\s*\)$")
 _RE_XCHG_KERNEL = re.compile(rf"atomic(?:64)?_xchg\(\s*{_TYPE}\s*{_MEM}\s*,\s*({_REG})\s*\)$")
 _RE_CMPXCHG_KERNEL = re.compile(rf"atomic(?:64)?_cmpxchg\(\s*{_TYPE}\s*{_MEM}\s*,\s*[rw]0\s*,\s*({_REG})\s*\)$")
 _RE_LOAD_ACQ = re.compile(rf"load_acquire\(\s*{_TYPE}\s*{_MEM}\s*\)$")
@@ -147,6 +147,13 @@ def _signed(sign: str | None, num: str, parse) -> int:
     if sign == "-":
         num = num[1:] if num.startswith("-") else "-" + num.lstrip("+")
     return parse(num)
+
+
+def _size(sign: str, bits: str) -> int:
+    """The size field of an unsigned access ``u8``..``u64``."""
+    if sign == "s":
+        raise ValueError("a signed type is only allowed in a load (s8/s16/s32)")
+    return _SIZES[bits]
 
 
 def _mem(reg: str, sign: str | None, num: str | None) -> tuple[int, int]:
@@ -326,13 +333,14 @@ class _Assembler:
             insn.validate()
         return insn
 
-    def target(self, text: str) -> tuple[int, str | None]:
-        """A jump target: (slot offset, None) or (0, label)."""
+    @staticmethod
+    def target(text: str, parse=_off16) -> tuple[int, str | None]:
+        """A jump target: (slot offset, None) or (0, label); ``parse`` checks the field's range."""
         t = text.strip()
         if t.startswith("pc"):
             t = t[2:].strip()
         if t[:1] in "+-":
-            return _imm32(t, "jump offset"), None
+            return parse(t, "jump offset"), None
         return 0, t
 
     def instruction(self, s: str, opcode: int | None, lineno: int, raw: str) -> Instruction:
@@ -353,7 +361,6 @@ class _Assembler:
             op = _JMP_BY_SYMBOL[m.group(2)]
             cls = Class.JMP if wide else Class.JMP32
             off, label = self.target(m.group(4))
-            off = _off16(str(off), "jump offset") if label is None else 0
             if _RE_REG_ONLY.fullmatch(m.group(3)):
                 src, wide2 = _reg(m.group(3))
                 if wide2 != wide:
@@ -365,22 +372,22 @@ class _Assembler:
         m = _RE_GOTO.match(s)
         if m:
             kind = m.group(1)
-            value, label = self.target(m.group(2))
             if kind in ("gotol", "ja32"):
-                return self.emit(Instruction(Class.JMP32 | JmpOp.JA, imm=value), lineno, raw, label, "imm")
+                imm, label = self.target(m.group(2), _imm32)
+                return self.emit(Instruction(Class.JMP32 | JmpOp.JA, imm=imm), lineno, raw, label, "imm")
+            off, label = self.target(m.group(2))
             op = Class.JMP | (JmpOp.JCOND if kind == "may_goto" else JmpOp.JA)
-            off = _off16(str(value), "jump offset") if label is None else 0
             return self.emit(Instruction(op, off=off), lineno, raw, label)
         m = _RE_LOCK.match(s)
         if m:
-            size = self.size(m.group(1), m.group(2), atomic=True)
+            size = _size(m.group(1), m.group(2))
             dst, off = _mem(m.group(3), m.group(4), m.group(5))
             src, _ = _reg(m.group(7))
             return self.emit(Instruction(Class.STX | Mode.ATOMIC | size, dst, src, off,
                                          _ATOMIC_BY_SYMBOL[m.group(6)]), lineno, raw)
         m = _RE_STORE.match(s)
         if m:
-            size = self.size(m.group(1), m.group(2))
+            size = _size(m.group(1), m.group(2))
             dst, off = _mem(m.group(3), m.group(4), m.group(5))
             if _RE_REG_ONLY.fullmatch(m.group(6)):
                 src, _ = _reg(m.group(6))
@@ -388,7 +395,7 @@ class _Assembler:
             return self.emit(Instruction(Class.ST | Mode.MEM | size, dst, 0, off, _imm32(m.group(6))), lineno, raw)
         m = _RE_STORE_REL.match(s)
         if m:
-            size = self.size(m.group(1), m.group(2))
+            size = _size(m.group(1), m.group(2))
             dst, off = _mem(m.group(3), m.group(4), m.group(5))
             src, _ = _reg(m.group(6))
             return self.emit(Instruction(Class.STX | Mode.ATOMIC | size, dst, src, off, AtomicOp.STORE_REL),
@@ -403,11 +410,6 @@ class _Assembler:
         if re.match(r"[a-z_][\w.]*(\s|$)", s) and "=" not in s:
             raise ValueError(f"unknown mnemonic {first!r}")
         raise ValueError(f"cannot parse {s!r} as an instruction")
-
-    def size(self, sign: str, bits: str, atomic: bool = False) -> int:
-        if sign == "s":
-            raise ValueError("a signed type is only allowed in a load (s8/s16/s32)")
-        return _SIZES[bits]
 
     def assign(self, dst_text: str, symbol: str, rhs: str, opcode: int | None, lineno: int, raw: str) -> Instruction:
         dst, wide = _reg(dst_text)
@@ -458,7 +460,7 @@ class _Assembler:
         if m:
             if dst != 0:
                 raise ValueError("packet loads (skb[...]) always load into r0")
-            size = self.size(m.group(1), m.group(2))
+            size = _size(m.group(1), m.group(2))
             if m.group(6) is not None:
                 return self.emit(Instruction(Class.LD | Mode.ABS | size, 0, 0, 0, _imm32(m.group(6))), lineno, raw)
             src, _ = _reg(m.group(3))
@@ -483,7 +485,7 @@ class _Assembler:
                              lineno, raw)
         m = _RE_FETCH.match(rhs)
         if m:
-            size = self.size(m.group(2), m.group(3), atomic=True)
+            size = _size(m.group(2), m.group(3))
             base, off = _mem(m.group(4), m.group(5), m.group(6))
             src, _ = _reg(m.group(7))
             if src != dst:
@@ -499,13 +501,13 @@ class _Assembler:
         for pattern, op in ((_RE_XCHG_KERNEL, AtomicOp.XCHG), (_RE_CMPXCHG_KERNEL, AtomicOp.CMPXCHG)):
             m = pattern.match(rhs)
             if m:
-                size = self.size(m.group(1), m.group(2), atomic=True)
+                size = _size(m.group(1), m.group(2))
                 base, off = _mem(m.group(3), m.group(4), m.group(5))
                 src, _ = _reg(m.group(6))
                 return self.atomic_exchange(op, size, dst, base, src, off, lineno, raw)
         m = _RE_LOAD_ACQ.match(rhs)
         if m:
-            size = self.size(m.group(1), m.group(2))
+            size = _size(m.group(1), m.group(2))
             src, off = _mem(m.group(3), m.group(4), m.group(5))
             return self.emit(Instruction(Class.STX | Mode.ATOMIC | size, dst, src, off, AtomicOp.LOAD_ACQ),
                              lineno, raw)
@@ -556,7 +558,7 @@ class _Assembler:
         if words[0] in ("local", "helper", "runtime", "kfunc") and len(words) >= 2:
             mode, value = words[0], words[1].rstrip(",")
             if mode == "local":
-                offset, label = self.target(value if not value[:1].isdigit() else "+" + value)
+                offset, label = self.target(value if not value[:1].isdigit() else "+" + value, _imm32)
                 return self.emit(Instruction(CALL, 0, PseudoCall.CALL, 0, offset), lineno, raw, label, "imm")
             if mode == "helper":
                 if value.startswith("%"):
@@ -571,7 +573,7 @@ class _Assembler:
         if len(words) != 1:
             raise ValueError(f"cannot parse call {arg!r}")
         if arg.startswith("pc") or arg[:1] in "+-":
-            offset, label = self.target(arg.split("#", 1)[0])
+            offset, label = self.target(arg.split("#", 1)[0], _imm32)
             return self.emit(Instruction(CALL, 0, PseudoCall.CALL, 0, offset), lineno, raw, label, "imm")
         if "#" in arg:  # kernel: name#imm
             name, number = arg.rsplit("#", 1)
@@ -594,14 +596,12 @@ class _Assembler:
             return self.conformance_lock(ops[0].split() if ops else [], ops[1:], lineno, raw)
         kind, opcode, extra = _CONFORMANCE[mnemonic]
         want = _CONFORMANCE_ARITY[kind]
-        if len(ops) != want and not (kind == "alu" and opcode & 0xF0 == AluOp.NEG and len(ops) == 1):
+        if len(ops) != want:
             raise ValueError(f"{mnemonic} takes {want} operand{'s' * (want != 1)}, not {len(ops)}")
+        if kind == "neg":
+            return self.emit(Instruction(opcode, _reg(ops[0])[0]), lineno, raw)
         if kind == "alu":
             dst, _ = _reg(ops[0])
-            if opcode & 0xF0 == AluOp.NEG:
-                if len(ops) != 1:
-                    raise ValueError(f"{mnemonic} takes 1 operand, not {len(ops)}")
-                return self.emit(Instruction(opcode, dst), lineno, raw)
             if ops[1].startswith("%"):
                 src, _ = _reg(ops[1])
                 return self.emit(Instruction(opcode | Source.X, dst, src, extra), lineno, raw)
@@ -614,16 +614,15 @@ class _Assembler:
         if kind == "jmp":
             dst, _ = _reg(ops[0])
             off, label = self.target(ops[2])
-            off = _off16(str(off), "jump offset") if label is None else 0
             if ops[1].startswith("%"):
                 src, _ = _reg(ops[1])
                 return self.emit(Instruction(opcode | Source.X, dst, src, off), lineno, raw, label)
             return self.emit(Instruction(opcode, dst, 0, off, _imm32(ops[1])), lineno, raw, label)
         if kind == "ja":
-            value, label = self.target(ops[0])
             if opcode == Class.JMP32 | JmpOp.JA:
-                return self.emit(Instruction(opcode, imm=value), lineno, raw, label, "imm")
-            off = _off16(str(value), "jump offset") if label is None else 0
+                imm, label = self.target(ops[0], _imm32)
+                return self.emit(Instruction(opcode, imm=imm), lineno, raw, label, "imm")
+            off, label = self.target(ops[0])
             return self.emit(Instruction(opcode, off=off), lineno, raw, label)
         if kind == "ldx":
             dst, _ = _reg(ops[0])
@@ -683,9 +682,8 @@ def _conformance_table() -> dict[str, tuple[str, int, int]]:
     table: dict[str, tuple[str, int, int]] = {}
     for cls, suffix in ((Class.ALU64, ""), (Class.ALU, "32")):
         for op in AluOp:
-            if op == AluOp.END:
-                continue
-            table[op.name.lower() + suffix] = ("alu", cls | op, 0)
+            if op != AluOp.END:
+                table[op.name.lower() + suffix] = ("neg" if op == AluOp.NEG else "alu", cls | op, 0)
         table["sdiv" + suffix] = ("alu", cls | AluOp.DIV, 1)
         table["smod" + suffix] = ("alu", cls | AluOp.MOD, 1)
     for bits in (8, 16, 32):
@@ -717,7 +715,7 @@ def _conformance_table() -> dict[str, tuple[str, int, int]]:
 
 
 _CONFORMANCE = _conformance_table()
-_CONFORMANCE_ARITY = {"alu": 2, "end": 1, "jmp": 3, "ja": 1, "ldx": 2, "st": 2, "stx": 2, "lddw": 2, "ldabs": 1,
+_CONFORMANCE_ARITY = {"alu": 2, "neg": 1, "end": 1, "jmp": 3, "ja": 1, "ldx": 2, "st": 2, "stx": 2, "lddw": 2, "ldabs": 1,
                       "ldind": 2, "lock": 2}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import AssemblerError, InstructionError
 from .assembler import assemble
-from .instruction import SLOT_SIZE, Instruction, Program
+from .instruction import SLOT_SIZE, Program
 from .opcodes import Group, conformance_group, cpu_version
 
 SECTIONS = ("asm", "raw", "mem", "result", "error", "c", "no register offset")
@@ -164,7 +164,3 @@ def load_suite(directory: str | Path) -> list[ConformanceCase]:
     """Every ``*.data`` case in a directory, sorted by name (parse errors propagate)."""
     return [load_case(p) for p in sorted(Path(directory).glob("*.data"))]
 
-
-def instructions_text(program: Program) -> list[Instruction]:
-    """The program's instructions (a convenience for runners that iterate)."""
-    return list(program)
