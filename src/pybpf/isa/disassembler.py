@@ -73,17 +73,15 @@ def disassemble(code: Program | bytes | Iterable[Instruction], style: str = "llv
     lines = []
     slot = 0
     for index, insn in enumerate(program):
-        try:
-            if style == "kernel":
-                lines.append(f"{slot:4d}: {format_kernel(insn, call_name=call_name, imm_name=imm_name)}")
-            else:
-                text = format_llvm(insn)
-                if name is not None and is_branch(insn.opcode):
-                    target = (slot + 1 + branch_offset(insn.opcode, insn.off, insn.imm)) * SLOT_SIZE & _MASK64
-                    text += f" <{name}>" if target == 0 else f" <{name}+{target:#x}>"
-                lines.append(f"{slot:8d}:\t{text}")
-        except KeyError:
-            raise InstructionError(f"unknown opcode {insn.opcode:#04x}", index) from None
+        insn.validate(index)
+        if style == "kernel":
+            lines.append(f"{slot:4d}: {format_kernel(insn, call_name=call_name, imm_name=imm_name)}")
+        else:
+            text = format_llvm(insn)
+            if name is not None and is_branch(insn.opcode):
+                target = (slot + 1 + branch_offset(insn.opcode, insn.off, insn.imm)) * SLOT_SIZE & _MASK64
+                text += f" <{name}>" if target == 0 else f" <{name}+{target:#x}>"
+            lines.append(f"{slot:8d}:\t{text}")
         slot += insn.slots
     return "\n".join(lines)
 
