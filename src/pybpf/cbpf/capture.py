@@ -319,11 +319,33 @@ def _l4(family: str, src: str, dst: str, proto: int, seg: bytes, icmp_names: dic
     if proto == icmp_proto and len(seg) >= 4:
         label = "ICMP" if family == "IP" else "ICMP6"
         kind = icmp_names.get(seg[0], f"type {seg[0]}, code {seg[1]}")
-        if seg[0] in ((0, 8) if family == "IP" else (128, 129)) and len(seg) >= 8:
+        if family == "IP" and seg[0] == 3:
+            kind = _icmp_unreachable(seg)
+        elif seg[0] in ((0, 8) if family == "IP" else (128, 129)) and len(seg) >= 8:
             ident, seq = struct.unpack("!HH", seg[4:8])
             kind += f", id {ident}, seq {seq}"
         return f"{family} {src} > {dst}: {label} {kind}, length {len(seg)}"
     return f"{family} {src} > {dst}: {_IP_PROTOCOLS.get(proto, f'proto {proto}')}, length {len(seg)}"
+
+
+def _icmp_unreachable(seg: bytes) -> str:
+    """tcpdump's wording for ICMP destination unreachable, from the quoted IP header."""
+    inner = seg[8:]
+    if len(inner) < 20:
+        return "unreachable"
+    ihl = (inner[0] & 0x0F) * 4
+    dst = socket.inet_ntoa(inner[16:20])
+    proto, code = inner[9], seg[1]
+    if code == 0:
+        return f"net {dst} unreachable"
+    if code == 1:
+        return f"host {dst} unreachable"
+    if code == 2:
+        return f"{dst} protocol {proto} unreachable"
+    if code == 3 and proto in (6, 17) and len(inner) >= ihl + 4:
+        dport = int.from_bytes(inner[ihl + 2:ihl + 4], "big")
+        return f"{dst} {'tcp' if proto == 6 else 'udp'} port {dport} unreachable"
+    return "unreachable"
 
 
 def format_line(packet: CapturedPacket | Packet) -> str:

@@ -14,8 +14,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "asm",
     "disasm",
     "tracepipe",
+    "prog", "map", "link", "btf", "feature",
     "capture",
     "seccomp",
+    "filter",
 )
 
 

@@ -1,0 +1,39 @@
+"""`compile()`: a pcap-filter(7) expression to a classic BPF program, like pcap_compile()."""
+
+from __future__ import annotations
+
+from ..errors import CompileError, FilterSyntaxError
+from . import linktypes
+from .gencode import PCAP_NETMASK_UNKNOWN, CodeGen
+from .insn import CInsn
+from .lexer import LexError, tokenize
+from .optimize import flatten, optimize as optimize_dag
+from .parser import parse
+
+
+def compile(expression: str, linktype: str | int = "EN10MB", snaplen: int = 262144, optimize: bool = True,
+            netmask: int = PCAP_NETMASK_UNKNOWN) -> list[CInsn]:
+    """Compile a filter expression for a link-layer type; the program tcpdump -d would list.
+
+    `optimize=False` is tcpdump's -O.  `netmask` only matters for `ip broadcast`.
+    Errors: FilterSyntaxError (with a caret position) for text that does not
+    parse, CompileError for expressions libpcap refuses (with its message),
+    NotSupportedError for link types or primitives pybpf does not compile.
+    """
+    if not isinstance(expression, str):
+        raise TypeError(f"expression must be a str, not {type(expression).__name__}")
+    dlt = linktypes.dlt_value(linktype)
+    if snaplen == 0:
+        raise CompileError("snaplen of 0 rejects all packets")
+    gen = CodeGen(dlt, snaplen & 0xFFFFFFFF, netmask)
+    try:
+        tokens = tokenize(expression)
+    except LexError as exc:
+        raise FilterSyntaxError(str(exc), expression, exc.pos) from None
+    tree = parse(expression, tokens)
+    root = gen.finish(tree)
+    if optimize and not gen.no_optimize:
+        root = optimize_dag(root)
+        if root.code == 0x06 and root.k == 0:
+            raise CompileError("expression rejects all packets")
+    return flatten(root)
