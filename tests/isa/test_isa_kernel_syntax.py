@@ -98,7 +98,8 @@ def _kallsyms_call_names():
         pytest.skip("/proc/kallsyms shows no addresses")
 
     def call_name(insn: Instruction) -> str | None:
-        return symbols.get(base + insn.imm) if insn.src == 0 else None
+        name = symbols.get(base + insn.imm) if insn.src == 0 else None
+        return f"{name}#{insn.imm}" if name else None
     return call_name
 
 
@@ -127,7 +128,8 @@ def test_bpftool_xlated_dump_matches_and_assembles():
 def test_hooks_and_defaults_for_what_the_kernel_names():
     kfunc = Instruction(0x85, 0, 2, 0, 1234)
     assert format_kernel(kfunc) == "(85) call kernel-function#1234"
-    assert format_kernel(kfunc, call_name=lambda i: "bpf_obj_new_impl") == "(85) call bpf_obj_new_impl#1234"
+    assert format_kernel(kfunc, call_name=lambda i: f"bpf_obj_new_impl#{i.imm}") == "(85) call bpf_obj_new_impl#1234"
+    assert format_kernel(Instruction(0x85, 0, 1, 0, 3), call_name=lambda i: "+3#sub") == "(85) call pc+3#sub"
     assert format_kernel(Instruction(0x85, 0, 1, 0, -3)) == "(85) call pc-3"
     assert format_kernel(Instruction(0x85, 0, 0, 0, 999)) == "(85) call unknown#999"
     lddw = Instruction(0x18, 1, 1, 0, 7)

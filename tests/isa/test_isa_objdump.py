@@ -20,7 +20,8 @@ PROGS = Path(__file__).parent / "progs"
 SOURCES = sorted(PROGS.glob("*.bpf.c"))
 CPUS = ("v2", "v3", "v4")
 
-needs_objdump = pytest.mark.skipif(LLVM_OBJDUMP is None, reason="llvm-objdump-19 is not installed (apt install llvm-19)")
+needs_objdump = pytest.mark.skipif(LLVM_OBJDUMP is None,
+                                   reason="llvm-objdump-19 is not installed (apt install llvm-19)")
 
 
 def objdump(path: Path, *flags: str) -> list[str]:
@@ -127,7 +128,8 @@ def test_every_opcode_byte_and_field_pattern():
                 words.append(struct.unpack("<Q", struct.pack("<BBhi", op, regs, off, imm))[0])
                 if op == 0x18:
                     words.append(0x1234 << 32)
-    source = 'asm(".section every,\\"ax\\",@progbits\\n"\n' + "".join(f'    ".quad {w:#x}\\n"\n' for w in words) + ");\n"
+    source = ('asm(".section every,\\"ax\\",@progbits\\n"\n'
+              + "".join(f'    ".quad {w:#x}\\n"\n' for w in words) + ");\n")
     obj = compile_bpf(source, name="every_opcode")
     assert pybpf_listing(obj) == objdump(obj, "--no-show-raw-insn")
 

@@ -715,8 +715,8 @@ def _conformance_table() -> dict[str, tuple[str, int, int]]:
 
 
 _CONFORMANCE = _conformance_table()
-_CONFORMANCE_ARITY = {"alu": 2, "neg": 1, "end": 1, "jmp": 3, "ja": 1, "ldx": 2, "st": 2, "stx": 2, "lddw": 2, "ldabs": 1,
-                      "ldind": 2, "lock": 2}
+_CONFORMANCE_ARITY = {"alu": 2, "neg": 1, "end": 1, "jmp": 3, "ja": 1, "ldx": 2, "st": 2, "stx": 2, "lddw": 2,
+                      "ldabs": 1, "ldind": 2, "lock": 2}
 
 
 def assemble_listing(text: str) -> dict[str, Program]:

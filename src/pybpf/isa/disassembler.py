@@ -86,6 +86,16 @@ def disassemble(code: Program | bytes | Iterable[Instruction], style: str = "llv
     return "\n".join(lines)
 
 
+def format_instruction(insn: Instruction, style: str = "llvm", *, call_name: CallName | None = None,
+                       imm_name: ImmName | None = bpftool_imm_name) -> str:
+    """One instruction's text in ``llvm`` or ``kernel`` style (hooks as :func:`format_kernel`; llvm names nothing)."""
+    if style == "kernel":
+        return format_kernel(insn, call_name=call_name, imm_name=imm_name)
+    if style == "llvm":
+        return format_llvm(insn)
+    raise ValueError(f"unknown disassembly style {style!r}; use one of {', '.join(STYLES)}")
+
+
 def _decode_at(data: bytes, index: int) -> tuple[str | None, int, tuple[int, int, int, int, int]]:
     """llvm-objdump's getInstruction: (text or None, size consumed, fields)."""
     left = len(data) - index

@@ -3,9 +3,9 @@
 ``(bf) r6 = r1``, ``(85) call bpf_map_lookup_elem#1``, ``(15) if r0 == 0x0 goto
 pc+2``: the format of the kernel's kernel/bpf/disasm.c (Linux 6.18), which
 the verifier log uses and bpftool copies.  Like the kernel, the formatter
-takes two hooks (its ``bpf_insn_cbs``) so a caller that knows more can name
-things: ``call_name`` for call targets (kfunc names, ``pc+5#subprog``) and
-``imm_name`` for ld_imm64 (``map[id:5]``).  The default ``imm_name`` prints
+takes two hooks (like its ``bpf_insn_cbs``) so a caller that knows more can
+name things: ``call_name`` for call targets (``bpf_obj_new_impl#123``,
+``+5#subprog``) and ``imm_name`` for ld_imm64 (``map[id:5]``).  The default ``imm_name`` prints
 what bpftool prints for maps and subprograms, so the text keeps src_reg.
 """
 
@@ -64,26 +64,26 @@ def _s32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-def _call_target(insn: Instruction, call_name: CallName | None) -> str:
-    # The kernel's __func_get_name: helper names first, then the hook, then pc offsets.
-    if insn.src == PseudoCall.HELPER:
-        name = helper_name(insn.imm)
-        if name:
-            return name
-    if call_name is not None:
-        name = call_name(insn)
-        if name:
-            return name
+def _call_target(insn: Instruction) -> str:
+    """The kernel's own text after "call " (its __func_get_name without a callback)."""
     if insn.src == PseudoCall.CALL:
         return f"{insn.imm:+d}"
-    if insn.src == PseudoCall.KFUNC_CALL:
-        return "kernel-function"
-    return "unknown"
+    if insn.src == PseudoCall.HELPER:
+        name = helper_name(insn.imm)
+        return f"{name or 'unknown'}#{insn.imm}"
+    return f"kernel-function#{insn.imm}"
 
 
 def format_kernel(insn: Instruction, *, call_name: CallName | None = None,
                   imm_name: ImmName | None = bpftool_imm_name) -> str:
-    """``(bf) r1 = r10``: one instruction as the verifier log prints it."""
+    """``(bf) r1 = r10``: one instruction as the verifier log prints it.
+
+    ``call_name(insn)`` may return the text after ``call `` (``call pc`` for a
+    bpf-to-bpf call): ``bpf_map_lookup_elem#1``, ``+5#subprog``; None keeps the
+    kernel's own (helper names from the table, ``kernel-function#ID``,
+    ``unknown#N``).  ``imm_name(insn)`` may return the operand of an ld_imm64;
+    None keeps the number.
+    """
     op, d, s, o, i = insn.opcode, insn.dst, insn.src, insn.off, insn.imm
     cls = op & CLASS_MASK
     code = f"({op:02x})"
@@ -138,10 +138,10 @@ def format_kernel(insn: Instruction, *, call_name: CallName | None = None,
     if jop == JmpOp.CALL:
         if op & Source.X:  # callx is not in the kernel's printer; follow its style
             return f"{code} callx r{d}"
-        target = _call_target(insn, call_name)
-        if s == PseudoCall.CALL:
-            return f"{code} call pc{target}"
-        return f"{code} call {target}#{i}"
+        target = call_name(insn) if call_name is not None else None
+        if not target:
+            target = _call_target(insn)
+        return f"{code} call pc{target}" if s == PseudoCall.CALL else f"{code} call {target}"
     if op == Class.JMP | JmpOp.JA:
         return f"{code} goto pc{o:+d}"
     if op == Class.JMP | JmpOp.JCOND:
