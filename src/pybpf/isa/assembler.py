@@ -46,8 +46,8 @@ _ATOMIC_BY_NAME = {"add": AtomicOp.ADD, "or": AtomicOp.OR, "and": AtomicOp.AND, 
 _NUM = r"[+-]?\s*(?:0[xX][0-9a-fA-F]+|\d+)"
 _REG = r"[rw]\d+"
 _TYPE = r"\*?\(\s*([us])(8|16|32|64)\s*\*\s*\)"  # "*(u32 *)" for a dereference, "(u32 *)" for a pointer
-_MEM = rf"\(\s*(r\d+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?\s*\)"  # "(r1 + 0x8)", "(r10 -4)"
-_ADDRESS = r"(r\d+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?"  # "r1 + 0x8" (llvm's xchg_64 operands)
+_ADDRESS = r"(r\d+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?"  # "r1 + 0x8", "r10 -4"
+_MEM = rf"\(\s*{_ADDRESS}\s*\)"
 _TARGET = r"(?:pc)?\s*[+-]\s*(?:0[xX][0-9a-fA-F]+|\d+)|[A-Za-z_.$][\w.$]*"
 
 _RE_IF = re.compile(rf"if\s+({_REG})\s*(==|!=|s?[<>]=?|&)\s*({_REG}|{_NUM})\s+goto\s+({_TARGET})$")
