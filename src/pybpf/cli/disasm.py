@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only this section (repeatable; any section, as llvm-objdump -j)")
     p.add_argument("--style", choices=STYLES, default="llvm",
                    help="llvm: llvm-objdump syntax (default); kernel: verifier log / bpftool syntax")
-    p.add_argument("-r", "--reloc", action="store_true", help="show relocations under their instructions")
+    p.add_argument("-r", "--reloc", action="store_true", help="show relocations (ELF and .BTF.ext CO-RE) under their instructions")
     p.add_argument("--show-raw-insn", action="store_true", help="show the instruction bytes (llvm style)")
     p.add_argument("--exact", action="store_true",
                    help="write instructions llvm-objdump shows ambiguously in a lossless form")
