@@ -1,1 +1,46 @@
-"""Userspace eBPF runtime: interpreter, memory model, maps, helpers."""
+"""pybpf's userspace eBPF runtime: the VM, its maps, helpers and program contexts.
+
+Programs run without the kernel: checked before they start, executed by a
+compiler to Python (or the reference interpreter), with every memory access
+bounds- and permission-checked.  Start with :class:`VM` (``vm.load``,
+``vm.create_map``, ``prog.test_run``) or the one-call :func:`run`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from .context import Context, RawContext, SkbContext, TracepointFormat, XDPContext
+from .events import PerfBufReader, PerfEventArray, RingBuf, RingBufReader
+from .helpers import Helper, HelperRegistry, default_helpers, unwind_helper_registry
+from .machine import DEFAULT_BUDGET, VM, Identity, Run
+from .maps import (
+    ArrayMap, BloomFilterMap, HashMap, LPMTrieMap, LRUHashMap, MapOfMaps, ProgArray, QueueMap, StackTraceMap, VMMap,
+)
+from .program import TestRunResult, VMProgram
+
+
+def run(code: Any, memory: bytes | bytearray = b"", *, helpers: Mapping[int, Callable[..., int]] | None = None,
+        budget: int = DEFAULT_BUDGET, engine: str = "compiled") -> int:
+    """Run bytecode the way uBPF embeds it: r1 = ``memory``, r2 = its length, r10 = the stack top.
+
+    ``code`` is bytes, a pybpf.isa Program or Instructions; ``memory`` is
+    copied unless it is a bytearray (then the program's writes land in it).
+    ``helpers`` maps helper ids to plain callables ``f(r1, ..., r5) -> int``
+    (added to the built-in ones).  Returns r0.
+    """
+    vm = VM(budget=budget, engine=engine)
+    for helper_id, func in (helpers or {}).items():
+        vm.helpers.register(helper_id, lambda _vm, *args, _f=func: _f(*args), name=f"helper #{helper_id}")
+    prog = vm.load(code)
+    buf = memory if isinstance(memory, bytearray) else bytearray(memory)
+    return vm.execute(prog, memory=buf)
+
+
+__all__ = [
+    "ArrayMap", "BloomFilterMap", "Context", "DEFAULT_BUDGET", "HashMap", "Helper", "HelperRegistry", "Identity",
+    "LPMTrieMap", "LRUHashMap", "MapOfMaps", "PerfBufReader", "PerfEventArray", "ProgArray", "QueueMap",
+    "RawContext", "RingBuf", "RingBufReader", "Run", "SkbContext", "StackTraceMap", "TestRunResult",
+    "TracepointFormat", "VM", "VMMap", "VMProgram", "XDPContext", "default_helpers", "run",
+    "unwind_helper_registry",
+]
