@@ -99,7 +99,12 @@ class CompiledProgram:
                 env[f"h{pc}"] = partial(h.func, vm)
         self.env = env
         for fn in prog.functions:
-            _FunctionCompiler(prog, fn, out).emit()
+            mark = len(out.lines)
+            try:
+                _FunctionCompiler(prog, fn, out).emit()
+            except _TooLarge:
+                del out.lines[mark:], out.pcs[mark:]
+                _FunctionCompiler(prog, fn, out, duplicate=False).emit()
         source = "\n".join(out.lines) + "\n"
         self.source = source
         self.pcs = out.pcs
@@ -222,10 +227,39 @@ def _describe_fault(prog: "VMProgram", pc: int, regs: dict[str, Any], run: "Run"
     return describe_access(run.memory, (value + insn.off) & M64, size, write)
 
 
+class _Path:
+    """What is known on the path being emitted: registers below 2**32 (``narrow``), registers that
+    cannot hold the context pointer (``not_ctx``), instructions executed but not yet added to n."""
+
+    __slots__ = ("narrow", "not_ctx", "pending")
+
+    def __init__(self, narrow: set[int] | None = None, not_ctx: set[int] | None = None, pending: int = 0):
+        self.narrow = narrow if narrow is not None else set()
+        self.not_ctx = not_ctx if not_ctx is not None else {10}
+        self.pending = pending
+
+    def copy(self) -> "_Path":
+        return _Path(set(self.narrow), set(self.not_ctx), self.pending)
+
+    def define(self, reg: int, narrow: bool, ctx: bool = False) -> None:
+        (self.narrow.add if narrow else self.narrow.discard)(reg)
+        (self.not_ctx.discard if ctx else self.not_ctx.add)(reg)
+
+    def flush(self) -> str:
+        """Code that adds the pending count to n (empty when there is none)."""
+        text, self.pending = (f"n += {self.pending}" if self.pending else ""), 0
+        return text
+
+
 class _FunctionCompiler:
     """Emits ``def f<start>(r1, r2, r3, r4, r5, depth)`` for one BPF function."""
 
-    def __init__(self, prog: "VMProgram", fn: "Function", out: _Emitter):
+    # A join block this short is copied into each predecessor instead of getting a dispatch arm,
+    # as long as the copies keep the function's code within GROWTH x its size.
+    SMALL_BLOCK = 6
+    GROWTH = 3
+
+    def __init__(self, prog: "VMProgram", fn: "Function", out: _Emitter, duplicate: bool = True):
         self.prog = prog
         self.fn = fn
         self.out = out
@@ -234,16 +268,24 @@ class _FunctionCompiler:
         reachable = _reachable(fn)
         self.blocks = {s: b for s, b in blocks.items() if s in reachable}
         entry = fn.start
-        # Join points and loop heads get a dispatch arm; a short block that just exits is copied into
-        # each predecessor instead (a return needs no dispatch).
-        self.dispatch = {s for s, b in self.blocks.items()
-                         if s in fn.loop_heads or (len([p for p in b.preds if p in reachable]) > 1
-                                                   and not _small_exit(prog, b))}
+
+        def needs_arm(s: int, b: Any) -> bool:
+            if s in fn.loop_heads:
+                return True
+            if len([p for p in b.preds if p in reachable]) < 2:
+                return False
+            if _small_exit(prog, b):
+                return False  # a return needs no dispatch
+            return not (duplicate and b.end - b.start <= self.SMALL_BLOCK)
+
+        self.dispatch = {s for s, b in self.blocks.items() if needs_arm(s, b)}
         entry_has_preds = any(p in reachable for p in blocks[entry].preds)
         if entry_has_preds:
             self.dispatch.add(entry)
         self.entry_inline = not entry_has_preds
         self.uses_r10 = any(i.src == 10 or i.dst == 10 for i in self.insns[fn.start:fn.end])
+        self.emitted = 0
+        self.limit = self.GROWTH * (fn.end - fn.start) + 64 if duplicate else None
 
     # -- top level -----------------------------------------------------------
 
@@ -256,11 +298,11 @@ class _FunctionCompiler:
             out(1, f"S = wr[depth + 1]\nr10 = ((depth + 1) << {OFFSET_BITS}) + {STACK_SIZE}")
         if self.entry_inline:
             if not self.dispatch:
-                self.block(fn.start, 1, None, "continue")
+                self.block(fn.start, 1, None, "continue", _Path())
                 return
             # The entry runs once: a one-shot loop whose exits set b and break into the dispatch loop.
             out(1, "while True:")
-            self.block(fn.start, 2, None, "break")
+            self.block(fn.start, 2, None, "break", _Path())
         else:
             out(1, f"b = {fn.start}")
         out(1, "while True:")
@@ -269,78 +311,89 @@ class _FunctionCompiler:
             out(2, f"{'if' if i == 0 else 'elif'} b == {start}:")
             if self._loops_to_itself(start):
                 out(3, "while True:")
-                self.block(start, 4, start, "break")
+                self.block(start, 4, start, "break", _Path())
             else:
-                self.block(start, 3, None, "continue")
+                self.block(start, 3, None, "continue", _Path())
         out(2, "else:\n    raise AssertionError(b)")
 
     def _loops_to_itself(self, head: int) -> bool:
         """Whether the inlined region starting at dispatch block ``head`` jumps back to it."""
-        todo = [head]
+        todo, seen = [head], {head}
         while todo:
             b = todo.pop()
             for s in self.blocks[b].succs:
                 if s == head:
                     return True
-                if s not in self.dispatch:
+                if s not in self.dispatch and s not in seen:
+                    seen.add(s)
                     todo.append(s)
         return False
 
-    def goto(self, target: int, indent: int, loop_head: int | None, leave: str) -> None:
+    def goto(self, target: int, indent: int, loop_head: int | None, leave: str, path: _Path) -> None:
         """Continue at block ``target``: inline it, or loop back, or set b and leave to the dispatch loop
         (``leave`` is "continue" directly in the dispatch loop, "break" inside a nested loop)."""
         if target not in self.dispatch:
-            self.block(target, indent, loop_head, leave)
-        elif target == loop_head:
+            self.block(target, indent, loop_head, leave, path)
+            return
+        flush = path.flush()
+        if flush:
+            self.out(indent, flush)
+        if target == loop_head:
             self.out(indent, "continue")
         else:
             self.out(indent, f"b = {target}\n{leave}")
 
     # -- blocks ----------------------------------------------------------------
 
-    def block(self, start: int, indent: int, loop_head: int | None, leave: str) -> None:
+    def block(self, start: int, indent: int, loop_head: int | None, leave: str, path: _Path) -> None:
         out = self.out
         blk = self.blocks[start]
-        out(indent, f"n += {blk.end - blk.start}", start)
+        self.emitted += blk.end - blk.start
+        if self.limit is not None and self.emitted > self.limit:
+            raise _TooLarge()
         if start in self.fn.loop_heads:
             out(indent, f"if n > lim:\n    run.steps = n\n    raise BUDGET({start}, run)", start)
+        path.pending += blk.end - blk.start
         for pc in range(blk.start, blk.end - 1):
-            self.instruction(pc, indent)
+            self.instruction(pc, indent, path)
         last = blk.end - 1
         insn = self.insns[last]
         kind = insn.kind
         if kind is Kind.EXIT:
-            out(indent, "run.steps = n\nreturn r0", last)
+            out(indent, f"run.steps = n + {path.pending}\nreturn r0", last)
         elif kind is Kind.JUMP:
-            self.goto(self.prog.target[last], indent, loop_head, leave)
+            self.goto(self.prog.target[last], indent, loop_head, leave, path)
         elif kind is Kind.COND_JUMP:
             target = self.prog.target[last]
             if target == blk.end:  # both edges lead to the next instruction
-                self.goto(blk.end, indent, loop_head, leave)
+                self.goto(blk.end, indent, loop_head, leave, path)
                 return
-            out(indent, f"if {self.condition(insn)}:", last)
-            self.goto(target, indent + 1, loop_head, leave)
-            self.goto(blk.end, indent, loop_head, leave)
+            out(indent, f"if {self.condition(insn, path)}:", last)
+            self.goto(target, indent + 1, loop_head, leave, path.copy())
+            self.goto(blk.end, indent, loop_head, leave, path)
         else:
-            self.instruction(last, indent)
-            self.goto(blk.end, indent, loop_head, leave)
+            self.instruction(last, indent, path)
+            self.goto(blk.end, indent, loop_head, leave, path)
 
-    def condition(self, insn) -> str:
+    @staticmethod
+    def _low(reg: int, path: _Path) -> str:
+        return f"r{reg}" if reg in path.narrow else f"(r{reg} & 0xFFFFFFFF)"
+
+    def condition(self, insn, path: _Path) -> str:
         op = insn.opcode & 0xF0
         wide = insn.opcode & 7 == Class.JMP
-        d = f"r{insn.dst}"
-        if insn.opcode & Source.X:
-            s = f"r{insn.src}"
-            if not wide:
-                d, s = f"({d} & 0xFFFFFFFF)", f"({s} & 0xFFFFFFFF)"
-        else:
-            s = insn.imm & (M64 if wide else M32)
-            if not wide:
-                d = f"({d} & 0xFFFFFFFF)"
+        reg = bool(insn.opcode & Source.X)
+        d = f"r{insn.dst}" if wide else self._low(insn.dst, path)
         sign = SB if wide else 0x80000000
+        if reg:
+            s = f"r{insn.src}" if wide else self._low(insn.src, path)
+        else:
+            imm = insn.imm & (M64 if wide else M32)
+            if op in (JmpOp.JSGT, JmpOp.JSGE, JmpOp.JSLT, JmpOp.JSLE):
+                return _signed_imm_condition(op, d, insn.imm if wide else s32(insn.imm), imm, sign)
+            s = str(imm)
         if op in (JmpOp.JSGT, JmpOp.JSGE, JmpOp.JSLT, JmpOp.JSLE):
-            d = f"({d} ^ {sign:#x})"
-            s = f"({s} ^ {sign:#x})" if isinstance(s, str) else s ^ sign
+            d, s = f"({d} ^ {sign:#x})", f"({s} ^ {sign:#x})"
         rel = {JmpOp.JEQ: "==", JmpOp.JNE: "!=", JmpOp.JGT: ">", JmpOp.JGE: ">=", JmpOp.JLT: "<",
                JmpOp.JLE: "<=", JmpOp.JSGT: ">", JmpOp.JSGE: ">=", JmpOp.JSLT: "<", JmpOp.JSLE: "<="}
         if op == JmpOp.JSET:
@@ -349,98 +402,168 @@ class _FunctionCompiler:
 
     # -- straight-line instructions --------------------------------------------
 
-    def instruction(self, pc: int, indent: int) -> None:
+    def instruction(self, pc: int, indent: int, path: _Path) -> None:
         insn = self.insns[pc]
         kind = insn.kind
         emit = partial(self.out, indent, pc=pc)
         if kind in (Kind.ALU, Kind.MOV, Kind.NEG, Kind.END):
-            emit(self.alu(insn))
+            emit(self.alu(insn, path))
         elif kind is Kind.LD_IMM64:
-            emit(f"r{insn.dst} = {self.prog.constant[pc]}")
+            value = self.prog.constant[pc]
+            emit(f"r{insn.dst} = {value}")
+            path.define(insn.dst, value < T32)
         elif kind is Kind.LOAD:
-            emit(self.load(insn))
+            emit(self.load(insn, path))
         elif kind in (Kind.STORE_IMM, Kind.STORE_REG):
-            emit(self.store(insn))
+            emit(self.store(insn, path))
         elif kind is Kind.ATOMIC:
-            emit(self.atomic(insn))
+            emit(self.atomic(insn, path))
         elif kind is Kind.CALL:
-            emit(self.call(pc, insn))
+            emit(self.call(pc, insn, path))
         elif kind is Kind.CALLX:
-            emit(f"run.steps = n\nr0 = CALLX(r{insn.dst}, (r1, r2, r3, r4, r5), depth + 1)\nn = run.steps")
+            emit(f"run.steps = n + {path.pending}\nr0 = CALLX(r{insn.dst}, (r1, r2, r3, r4, r5), depth + 1)\n"
+                 "n = run.steps")
+            path.pending = 0
+            path.define(0, False, ctx=True)
         elif kind in (Kind.LD_ABS, Kind.LD_IND):
             offset = f"{insn.imm}" if kind is Kind.LD_ABS else f"SEXT({insn.imm} + r{insn.src}, 32)"
             emit(f"r0 = run.ld_abs({offset}, {insn.info.size})\nif r0 is None: raise EXIT0")
+            path.define(0, True)
         else:
             raise VMError(f"{self.prog.describe()}: instruction {pc} ({insn_text(insn)}) cannot be compiled")
 
-    def alu(self, insn) -> str:
+    def alu(self, insn, path: _Path) -> str:
+        code, narrow, ctx = self._alu(insn, path)
+        path.define(insn.dst, narrow, ctx)
+        return code
+
+    def _alu(self, insn, path: _Path) -> tuple[str, bool, bool]:
+        """(code, result below 2**32, result may be the context pointer)."""
         op = insn.opcode & 0xF0
         wide = insn.opcode & 7 == Class.ALU64
-        d = f"r{insn.dst}"
+        dst = insn.dst
+        d = f"r{dst}"
         x = bool(insn.opcode & Source.X)
+        dn = dst in path.narrow
         if op == AluOp.NEG:
-            return f"{d} = -{d} % {'T64' if wide else 'T32'}"
+            return f"{d} = -{d} % {'T64' if wide else 'T32'}", not wide, False
         if op == AluOp.END:
             bits = insn.imm
             if x or wide:  # be16/32/64, bswap16/32/64
                 if bits == 16:
-                    return f"{d} = (({d} & 0xFF) << 8) | (({d} >> 8) & 0xFF)"
-                return f"{d} = BSWAP({d}, {bits})"
-            return f"{d} = {d} & {(1 << bits) - 1:#x}" if bits < 64 else "pass"
-        s = f"r{insn.src}" if x else None
+                    return f"{d} = (({d} & 0xFF) << 8) | (({d} >> 8) & 0xFF)", True, False
+                return f"{d} = BSWAP({d}, {bits})", bits == 32, False
+            if bits == 64:
+                return "pass", dn, False
+            return f"{d} = {d} & {(1 << bits) - 1:#x}", True, False
+        src = insn.src
+        s = f"r{src}"
+        sn = x and src in path.narrow
         imm = insn.imm & (M64 if wide else M32)
-        mod = "T64" if wide else "T32"
         if op == AluOp.MOV:
             if insn.off:
-                return f"{d} = SEXT({s}, {insn.off}) % {mod}"
+                return f"{d} = SEXT({s}, {insn.off}) % {'T64' if wide else 'T32'}", not wide, False
+            if x and wide:
+                return f"{d} = {s}", sn, src not in path.not_ctx
             if x:
-                return f"{d} = {s}" if wide else f"{d} = {s} & 0xFFFFFFFF"
-            return f"{d} = {imm}"
+                return f"{d} = {self._low(src, path)}", True, False
+            return f"{d} = {imm}", imm < T32, False
         if not wide:
-            # 32-bit: operate on the low halves; results are reduced mod 2**32.
-            ds = f"({d} & 0xFFFFFFFF)"
-            src = f"({s} & 0xFFFFFFFF)" if x else str(imm)
+            return self._alu32(op, insn, path), True, False
+        # 64-bit
+        if x:
+            operand, on = s, sn
         else:
-            ds = d
-            src = s if x else str(imm)
+            operand, on = str(imm), imm < T32
         if op == AluOp.ADD:
-            if not x and wide and insn.imm < 0:
-                return f"{d} = ({d} - {-insn.imm}) % T64"
-            return f"{d} = ({d} + {src}) % {mod}"
+            if not x and insn.imm < 0:
+                return f"{d} = ({d} - {-insn.imm}) % T64", False, False
+            if dn and on:
+                return f"{d} = {d} + {operand}", False, False  # below 2**33: no wrap possible
+            return f"{d} = ({d} + {operand}) % T64", False, False
         if op == AluOp.SUB:
-            if not x and wide and insn.imm < 0:
-                return f"{d} = ({d} + {-insn.imm}) % T64"
-            return f"{d} = ({d} - {src}) % {mod}"
+            if not x and insn.imm < 0:
+                return f"{d} = ({d} + {-insn.imm}) % T64", False, False
+            return f"{d} = ({d} - {operand}) % T64", False, False
         if op == AluOp.MUL:
-            return f"{d} = {d} * {src} % {mod}"
-        if op in (AluOp.OR, AluOp.XOR):
-            sym = "|" if op == AluOp.OR else "^"
-            return f"{d} = {d} {sym} {src}" if wide else f"{d} = ({d} {sym} {src}) & 0xFFFFFFFF"
+            if dn and on:
+                return f"{d} = {d} * {operand}", False, False  # below 2**64: no wrap possible
+            return f"{d} = {d} * {operand} % T64", False, False
+        if op == AluOp.OR:
+            return f"{d} = {d} | {operand}", dn and on, False
+        if op == AluOp.XOR:
+            return f"{d} = {d} ^ {operand}", dn and on, False
         if op == AluOp.AND:
-            return f"{d} = {d} & {src}" if wide or not x else f"{d} = {d} & {s} & 0xFFFFFFFF"
-        bits = 64 if wide else 32
+            return f"{d} = {d} & {operand}", dn or on, False
         if op == AluOp.LSH:
-            sh = f"({s} & {bits - 1})" if x else str(insn.imm & (bits - 1))
-            return f"{d} = ({d} << {sh}) % {mod}"
+            if x:
+                return f"{d} = ({d} << ({s} & 63)) % T64", False, False
+            shift = insn.imm & 63
+            if dn and shift <= 32:
+                return f"{d} = {d} << {shift}", False, False
+            return f"{d} = ({d} << {shift}) % T64", False, False
         if op == AluOp.RSH:
-            sh = f"({s} & {bits - 1})" if x else str(insn.imm & (bits - 1))
-            return f"{d} = {ds} >> {sh}"
+            if x:
+                return f"{d} = {d} >> ({s} & 63)", dn, False
+            return f"{d} = {d} >> {insn.imm & 63}", dn or insn.imm & 63 >= 32, False
         if op == AluOp.ARSH:
-            sh = f"({s} & {bits - 1})" if x else str(insn.imm & (bits - 1))
-            sign = SB if wide else 0x80000000
-            return f"{d} = ((({ds} ^ {sign:#x}) - {sign:#x}) >> {sh}) % {mod}"
+            sh = f"({s} & 63)" if x else str(insn.imm & 63)
+            return f"{d} = ((({d} ^ {SB:#x}) - {SB:#x}) >> {sh}) % T64", False, False
         if op == AluOp.DIV:
             if insn.off:
-                return f"{d} = SDIV({ds}, {src}, {bits})"
+                return f"{d} = SDIV({d}, {operand}, 64)", False, False
             if x:
-                return f"{d} = {ds} // {src} if {src} else 0"
-            return f"{d} = {ds} // {src}" if imm else f"{d} = 0"
+                return f"{d} = {d} // {s} if {s} else 0", dn, False
+            return (f"{d} = {d} // {operand}" if imm else f"{d} = 0"), dn or not imm, False
         if op == AluOp.MOD:
             if insn.off:
-                return f"{d} = SMOD({ds}, {src}, {bits})"
+                return f"{d} = SMOD({d}, {operand}, 64)", False, False
+            if x:
+                return f"{d} = {d} % {s} if {s} else {d}", dn or sn, False
+            return (f"{d} = {d} % {operand}" if imm else "pass"), dn or (0 < imm < T32), False
+        raise VMError(f"unknown ALU operation {insn.opcode:#04x}")
+
+    def _alu32(self, op: int, insn, path: _Path) -> str:
+        """A 32-bit ALU operation: operands are the low halves, the result is reduced mod 2**32."""
+        d = f"r{insn.dst}"
+        ds = self._low(insn.dst, path)
+        x = bool(insn.opcode & Source.X)
+        src = self._low(insn.src, path) if x else str(insn.imm & M32)
+        both = insn.dst in path.narrow and (not x or insn.src in path.narrow)
+        if op == AluOp.ADD:
+            return f"{d} = ({d} + {src}) % T32"
+        if op == AluOp.SUB:
+            return f"{d} = ({d} - {src}) % T32"
+        if op == AluOp.MUL:
+            return f"{d} = {d} * {src} % T32"
+        if op in (AluOp.OR, AluOp.XOR):
+            sym = "|" if op == AluOp.OR else "^"
+            return f"{d} = {ds} {sym} {src}" if both else f"{d} = ({d} {sym} {src}) & 0xFFFFFFFF"
+        if op == AluOp.AND:
+            if not x or insn.src in path.narrow or insn.dst in path.narrow:
+                return f"{d} = {d} & r{insn.src}" if x else f"{d} = {d} & {src}"
+            return f"{d} = {d} & r{insn.src} & 0xFFFFFFFF"
+        if op == AluOp.LSH:
+            sh = f"(r{insn.src} & 31)" if x else str(insn.imm & 31)
+            return f"{d} = ({d} << {sh}) % T32"
+        if op == AluOp.RSH:
+            sh = f"(r{insn.src} & 31)" if x else str(insn.imm & 31)
+            return f"{d} = {ds} >> {sh}"
+        if op == AluOp.ARSH:
+            sh = f"(r{insn.src} & 31)" if x else str(insn.imm & 31)
+            return f"{d} = ((({ds} ^ 0x80000000) - 0x80000000) >> {sh}) % T32"
+        if op == AluOp.DIV:
+            if insn.off:
+                return f"{d} = SDIV({ds}, {src}, 32)"
+            if x:
+                return f"{d} = {ds} // {src} if {src} else 0"
+            return f"{d} = {ds} // {src}" if insn.imm & M32 else f"{d} = 0"
+        if op == AluOp.MOD:
+            if insn.off:
+                return f"{d} = SMOD({ds}, {src}, 32)"
             if x:
                 return f"{d} = {ds} % {src} if {src} else {ds}"
-            return f"{d} = {ds} % {src}" if imm else f"{d} = {ds}"
+            return f"{d} = {ds} % {src}" if insn.imm & M32 else f"{d} = {ds}"
         raise VMError(f"unknown ALU operation {insn.opcode:#04x}")
 
     def _address(self, reg: int, off: int, size: int) -> tuple[str, str, str | None]:
@@ -451,13 +574,14 @@ class _FunctionCompiler:
             return f"a >> {OFFSET_BITS}", f"a & {OFFSET_MASK:#x}", f"a = r{reg} + {off}"
         return f"r{reg} >> {OFFSET_BITS}", f"r{reg} & {OFFSET_MASK:#x}", None
 
-    def _ctx_guard(self, reg: int) -> str | None:
-        """A context access is recognised at run time: the base register is exactly the context pointer."""
-        if reg == 10:
+    def _ctx_guard(self, reg: int, path: _Path) -> str | None:
+        """A context access is recognised at run time: the base register is exactly the context pointer.
+        No test is needed when the path shows the register cannot hold it."""
+        if reg in path.not_ctx:
             return None
         return f"r{reg} == {self.prog.vm.ctx_region.address}"
 
-    def load(self, insn) -> str:
+    def load(self, insn, path: _Path) -> str:
         size = insn.info.size
         signed = insn.opcode & 0xE0 == Mode.MEMSX
         d = f"r{insn.dst}"
@@ -474,18 +598,23 @@ class _FunctionCompiler:
         code = f"{d} = {expr}"
         if prelude:
             code = f"{prelude}\n{code}"
-        guard = self._ctx_guard(insn.src)
+        guard = self._ctx_guard(insn.src, path)
         if guard:
             ctx = f"{d} = run.ctx.load({insn.off}, {size})"
             if signed:
                 ctx = f"{d} = SEXT(run.ctx.load({insn.off}, {size}), {size * 8}) % T64"
             code = f"if {guard}:\n    {ctx}\nelse:\n" + "\n".join("    " + ln for ln in code.split("\n"))
+        # A spilled register reloaded from the stack may be the context pointer again.
+        path.define(insn.dst, size <= 4 and not signed, ctx=insn.src == 10 and size == 8)
         return code
 
-    def store(self, insn) -> str:
+    def store(self, insn, path: _Path) -> str:
         size = insn.info.size
         if insn.kind is Kind.STORE_REG:
-            value = f"r{insn.src}" if size == 8 else f"r{insn.src} & {(1 << (8 * size)) - 1:#x}"
+            if size == 8 or (size == 4 and insn.src in path.narrow):
+                value = f"r{insn.src}"
+            else:
+                value = f"r{insn.src} & {(1 << (8 * size)) - 1:#x}"
         else:
             value = str(insn.imm & ((1 << (8 * size)) - 1))
         buf, off, prelude = self._address(insn.dst, insn.off, size)
@@ -496,13 +625,13 @@ class _FunctionCompiler:
             code = f"S{_SIZE_NAME[size]}({target}, {off}, {value})"
         if prelude:
             code = f"{prelude}\n{code}"
-        guard = self._ctx_guard(insn.dst)
+        guard = self._ctx_guard(insn.dst, path)
         if guard:
             code = (f"if {guard}:\n    run.ctx.store({insn.off}, {size}, {value})\nelse:\n"
                     + "\n".join("    " + ln for ln in code.split("\n")))
         return code
 
-    def atomic(self, insn) -> str:
+    def atomic(self, insn, path: _Path) -> str:
         size = insn.info.size
         bits = _SIZE_NAME[size]
         mask = (1 << (8 * size)) - 1
@@ -512,6 +641,7 @@ class _FunctionCompiler:
             buf, off, prelude = self._address(insn.src, insn.off, size)
             src = "S" if buf == "S" else f"rd[{buf}]"
             code = f"r{insn.dst} = {src}[{off}]" if size == 1 else f"r{insn.dst} = L{bits}({src}, {off})[0]"
+            path.define(insn.dst, size <= 4)
             return f"{prelude}\n{code}" if prelude else code
         buf, off, prelude = self._address(insn.dst, insn.off, size)
         lines = [prelude] if prelude else []
@@ -522,6 +652,7 @@ class _FunctionCompiler:
             lines.append(write(f"{s} & {mask:#x}"))
         elif op == 0xF1:  # cmpxchg
             lines.append(f"if old == r0 & {mask:#x}:\n    {write(f'{s} & {mask:#x}')}\nr0 = old")
+            path.define(0, size <= 4)
         else:
             base = op & ~1
             new = {0xE0: f"{s} & {mask:#x}", 0x00: f"(old + {s}) & {mask:#x}", 0x40: f"old | ({s} & {mask:#x})",
@@ -529,24 +660,45 @@ class _FunctionCompiler:
             lines.append(write(new))
             if op & 1:
                 lines.append(f"{s} = old")
+                path.define(insn.src, size <= 4)
         return "\n".join(lines)
 
-    def call(self, pc: int, insn) -> str:
+    def call(self, pc: int, insn, path: _Path) -> str:
         callee = self.prog.callee[pc]
+        steps = f"run.steps = n + {path.pending}" if path.pending else "run.steps = n"
         if callee is not None:
-            return f"run.steps = n\nr0 = f{callee}(r1, r2, r3, r4, r5, depth + 1)\nn = run.steps"
+            path.pending = 0
+            path.define(0, False, ctx=True)
+            return f"{steps}\nr0 = f{callee}(r1, r2, r3, r4, r5, depth + 1)\nn = run.steps"
         helper = self.prog.helper[pc]
         args = ", ".join(f"r{i}" for i in range(1, helper.args + 1))
+        path.define(0, False)
         if helper.tail_call:
             return (f"t = h{pc}({args})\n"
-                    f"if t is not None:\n    run.steps = n\n    return t.compiled().enter(r1, depth)\n"
+                    f"if t is not None:\n    {steps}\n    return t.compiled().enter(r1, depth)\n"
                     f"r0 = {T64 - 2}")
         code = f"r0 = h{pc}({args}) % T64"
         if helper.callbacks:
-            code = f"run.steps = n\nrun.depth = depth\n{code}\nn = run.steps"
+            path.pending = 0
+            code = f"{steps}\nrun.depth = depth\n{code}\nn = run.steps"
         if helper.unwind:
             code += "\nif r0 == 0: raise EXIT0"
         return code
+
+
+class _TooLarge(Exception):
+    """Copying small join blocks made a function too large: compile it again without copies."""
+
+
+def _signed_imm_condition(op: int, d: str, imm: int, unsigned: int, sign: int) -> str:
+    """A signed comparison with a constant as range tests on the unsigned value (no XOR needed)."""
+    if op == JmpOp.JSGT:
+        return f"{imm} < {d} < {sign:#x}" if imm >= 0 else f"{d} < {sign:#x} or {d} > {unsigned}"
+    if op == JmpOp.JSGE:
+        return f"{imm} <= {d} < {sign:#x}" if imm >= 0 else f"{d} < {sign:#x} or {d} >= {unsigned}"
+    if op == JmpOp.JSLT:
+        return f"{d} < {imm} or {d} >= {sign:#x}" if imm >= 0 else f"{sign:#x} <= {d} < {unsigned}"
+    return f"{d} <= {imm} or {d} >= {sign:#x}" if imm >= 0 else f"{sign:#x} <= {d} <= {unsigned}"
 
 
 def _small_exit(prog: "VMProgram", block: Any) -> bool:

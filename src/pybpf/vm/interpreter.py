@@ -56,7 +56,8 @@ def _call(run: "Run", prog: "VMProgram", pc: int, args: tuple[int, ...], depth: 
     if depth >= MAX_FRAMES:
         raise _fault(prog, pc, f"call depth exceeds {MAX_FRAMES} frames")
     regs = [0] * 11
-    regs[1:6] = [a & M64 for a in args]
+    for i, a in enumerate(args[:5]):
+        regs[1 + i] = a & M64
     regs[10] = run.stack_top(depth)
     insns = prog.insns
     budget = run.budget

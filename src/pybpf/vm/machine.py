@@ -178,6 +178,7 @@ class VM:
         self._program_fds: dict[int, VMProgram] = {}
         self._next_fd = 1000
         self.run: Run | None = None
+        self.last_instructions = 0  # instructions the last run executed (tail calls and callbacks included)
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -299,6 +300,7 @@ class VM:
                 for _ in range(max(1, repeat)):
                     run.steps = 0
                     result = self._run_once(run, prog, args, engine)
+                    self.last_instructions = run.steps
                 run.finish()
                 return result
             finally:

@@ -1,0 +1,187 @@
+"""Building BPF programs in VM tests: short instruction constructors and hypothesis strategies.
+
+The strategies make programs the kernel's verifier accepts: every register is
+initialised before use, stack slots are written before they are read, jumps
+only go forward (so every program ends), and the end of the program dumps the
+registers where the test can compare them.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as hs
+
+from pybpf.isa import Instruction as I
+
+EXIT = I(0x95)
+M64 = (1 << 64) - 1
+
+ALU_OPS = {"add": 0x00, "sub": 0x10, "mul": 0x20, "div": 0x30, "or": 0x40, "and": 0x50, "lsh": 0x60, "rsh": 0x70,
+           "neg": 0x80, "mod": 0x90, "xor": 0xA0, "mov": 0xB0, "arsh": 0xC0}
+JMP_OPS = {"jeq": 0x10, "jgt": 0x20, "jge": 0x30, "jset": 0x40, "jne": 0x50, "jsgt": 0x60, "jsge": 0x70,
+           "jlt": 0xA0, "jle": 0xB0, "jslt": 0xC0, "jsle": 0xD0}
+SIZES = {1: 0x10, 2: 0x08, 4: 0x00, 8: 0x18}
+
+
+def lddw(dst: int, value: int, src: int = 0) -> I:
+    return I(0x18, dst, src, 0, value & M64)
+
+
+def alu(op: str, dst: int, src: int | None = None, imm: int = 0, wide: bool = True, off: int = 0) -> I:
+    cls = 0x07 if wide else 0x04
+    if src is None:
+        return I(cls | ALU_OPS[op], dst, 0, off, imm)
+    return I(cls | ALU_OPS[op] | 0x08, dst, src, off, 0)
+
+
+def mov(dst: int, value: int | None = None, src: int | None = None, wide: bool = True) -> I:
+    return alu("mov", dst, src, value or 0, wide)
+
+
+def jmp(op: str, dst: int, off: int, src: int | None = None, imm: int = 0, wide: bool = True) -> I:
+    cls = 0x05 if wide else 0x06
+    if src is None:
+        return I(cls | JMP_OPS[op], dst, 0, off, imm)
+    return I(cls | JMP_OPS[op] | 0x08, dst, src, off, 0)
+
+
+def ja(off: int) -> I:
+    return I(0x05, 0, 0, off, 0)
+
+
+def ldx(size: int, dst: int, src: int, off: int, signed: bool = False) -> I:
+    return I((0x81 if signed else 0x61) | SIZES[size], dst, src, off, 0)
+
+
+def stx(size: int, dst: int, off: int, src: int) -> I:
+    return I(0x63 | SIZES[size], dst, src, off, 0)
+
+
+def st(size: int, dst: int, off: int, imm: int) -> I:
+    return I(0x62 | SIZES[size], dst, 0, off, imm)
+
+
+def atomic(size: int, dst: int, off: int, src: int, op: int) -> I:
+    return I(0xC3 | SIZES[size], dst, src, off, op)
+
+
+def call(helper: int) -> I:
+    return I(0x85, 0, 0, 0, helper)
+
+
+def call_local(delta: int) -> I:
+    return I(0x85, 0, 1, 0, delta)
+
+
+def map_fd(dst: int, fd: int) -> I:
+    return I(0x18, dst, 1, 0, fd)
+
+
+# --- random programs ------------------------------------------------------------------------------
+
+_U64 = hs.one_of(
+    hs.integers(0, M64),
+    hs.sampled_from([0, 1, 2, 31, 32, 63, 64, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000, 0x7FFFFFFFFFFFFFFF,
+                     0x8000000000000000, M64, M64 - 1]),
+    hs.integers(0, 300),
+)
+_IMM = hs.one_of(hs.integers(-0x80000000, 0x7FFFFFFF), hs.sampled_from([0, 1, -1, 31, 32, 63, 64, -0x80000000]))
+_REG = hs.integers(0, 9)
+_SLOTS = [-8 * i for i in range(1, 9)]  # eight 8-byte stack slots, initialised by the prologue
+
+
+@hs.composite
+def _alu(draw):
+    op = draw(hs.sampled_from(list(ALU_OPS)))
+    wide = draw(hs.booleans())
+    dst = draw(_REG)
+    if op == "neg":
+        return alu(op, dst, wide=wide)
+    off = 0
+    if op in ("div", "mod"):
+        off = draw(hs.sampled_from([0, 1]))
+    if draw(hs.booleans()):
+        src = draw(_REG)
+        if op == "mov":
+            off = draw(hs.sampled_from([0, 8, 16, 32] if wide else [0, 8, 16]))
+        return alu(op, dst, src, wide=wide, off=off)
+    imm = draw(_IMM)
+    if op in ("lsh", "rsh", "arsh"):
+        imm = draw(hs.integers(0, 63 if wide else 31))
+    return alu(op, dst, None, imm, wide=wide, off=off)
+
+
+@hs.composite
+def _end(draw):
+    kind = draw(hs.sampled_from([0xD4, 0xDC, 0xD7]))  # le, be, bswap
+    return I(kind, draw(_REG), 0, 0, draw(hs.sampled_from([16, 32, 64])))
+
+
+@hs.composite
+def _stack(draw):
+    size = draw(hs.sampled_from([1, 2, 4, 8]))
+    slot = draw(hs.sampled_from(_SLOTS)) + draw(hs.integers(0, 8 - size)) // size * size
+    kind = draw(hs.sampled_from(["ldx", "ldxs", "stx", "st", "atomic"]))
+    if kind == "ldx":
+        return ldx(size, draw(_REG), 10, slot)
+    if kind == "ldxs" and size != 8:
+        return ldx(size, draw(_REG), 10, slot, signed=True)
+    if kind == "st":
+        return st(size, 10, slot, draw(_IMM))
+    if kind == "atomic" and size in (4, 8):
+        op = draw(hs.sampled_from([0x00, 0x40, 0x50, 0xA0, 0x01, 0x41, 0x51, 0xA1, 0xE1, 0xF1]))
+        return atomic(size, 10, slot - slot % size, draw(hs.integers(1, 9)), op)
+    return stx(size, 10, slot, draw(_REG))
+
+
+@hs.composite
+def programs(draw, max_len: int = 24, jumps: bool = True, memory: bool = True, v4: bool = True) -> list[I]:
+    """A random program body: ALU, byte swaps, forward jumps and stack accesses over r0-r9.
+
+    The body assumes every register and the eight stack slots below r10 hold values (see
+    ``with_prologue``); it never reads r10 as a value and never jumps out of itself.
+    """
+    n = draw(hs.integers(1, max_len))
+    kinds = ["alu"] * 6 + ["end"] + (["jmp"] * 2 if jumps else []) + (["mem"] * 2 if memory else [])
+    body: list[I] = []
+    for i in range(n):
+        kind = draw(hs.sampled_from(kinds))
+        if kind == "alu":
+            insn = draw(_alu())
+            if not v4 and (insn.off or insn.opcode & 0xF0 == 0xB0 and insn.off):
+                insn = insn.replace(off=0)
+        elif kind == "end":
+            insn = draw(_end())
+            if not v4 and insn.opcode == 0xD7:
+                insn = insn.replace(opcode=0xDC)
+        elif kind == "jmp":
+            op = draw(hs.sampled_from(list(JMP_OPS)))
+            target = draw(hs.integers(0, n - i - 1))  # forward, at most to the end of the body
+            wide = draw(hs.booleans())
+            if draw(hs.booleans()):
+                insn = jmp(op, draw(_REG), target, src=draw(_REG), wide=wide)
+            else:
+                insn = jmp(op, draw(_REG), target, imm=draw(_IMM), wide=wide)
+        else:
+            insn = draw(_stack())
+            if not v4 and insn.opcode & 0xE0 == 0x80:
+                insn = insn.replace(opcode=0x61 | (insn.opcode & 0x18))
+        body.append(insn)
+    return body
+
+
+def with_prologue(body: list[I], values: list[int], stack: list[int]) -> list[I]:
+    """Registers r0-r9 = ``values``, the eight stack slots = ``stack``, then ``body``."""
+    code: list[I] = [lddw(r, v) for r, v in enumerate(values)]
+    for slot, v in zip(_SLOTS, stack):
+        code += [lddw(1, v), stx(8, 10, slot, 1)]
+    code.append(lddw(1, values[1]))
+    return code + body
+
+
+def dump_registers(base: int) -> list[I]:
+    """Store r0-r9 at [r<base> + 8*i] (r<base> must not be r0-r9's last user: use r1 saved first)."""
+    return [stx(8, base, 8 * r, r) for r in range(10)]
+
+
+register_values = hs.lists(_U64, min_size=10, max_size=10)
+stack_values = hs.lists(_U64, min_size=8, max_size=8)
