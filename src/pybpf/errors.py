@@ -38,6 +38,10 @@ class AssemblerError(BPFError, ValueError):
         super().__init__(f"{where}{message}{shown}")
 
 
+class FilterValidationError(InstructionError):
+    """A classic BPF program the kernel would refuse (bpf_check_classic, seccomp rules)."""
+
+
 # --- file formats ----------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from conftest import LLVM_OBJDUMP, compile_bpf
 
 from pybpf.elf.reader import ELFFile, STT_OBJECT, STT_SECTION
 from pybpf.isa import Instruction
-from pybpf.kernel import Map, MapType, Program, SourceLine
+from pybpf.kernel import Map, MapFlags, MapType, Program, SourceLine
 from pybpf.kernel.uapi import PSEUDO_MAP_FD, PSEUDO_MAP_VALUE
 
 PREAMBLE = """
@@ -72,27 +72,53 @@ class Loaded:
 
 
 def load_c(source: str, section: str, prog_type: MapType | int, maps: dict[str, Map] | None = None,
-           name: str = "test", **load_options) -> Loaded:
-    obj = compile_bpf(PREAMBLE + source, name=name)
+           name: str = "test", *, preamble: str = PREAMBLE, cflags: tuple[str, ...] = (),
+           kconfig: dict[str, int] | None = None, **load_options) -> Loaded:
+    """Load one program section; calls into .text are linked in, ``maps`` (by symbol name) patched in,
+    .rodata/.data/.bss become array maps (.rodata read-only and frozen), and ``kconfig`` externs get
+    a .kconfig map of u64 values."""
+    obj = compile_bpf(preamble + source, name=name, cflags=cflags)
     elf = ELFFile.from_file(obj)
-    text = elf.section(section)
-    assert text is not None, f"no section {section} in {obj}"
-    insns = [Instruction.decode(text.data, off) for off in _slot_offsets(text.data)]
-    by_slot = {off // 8: i for i, off in enumerate(_slot_offsets(text.data))}
+    main = elf.section(section)
+    assert main is not None, f"no section {section} in {obj}"
+    text = elf.section(".text")
+    main_offs = _slot_offsets(main.data)
+    main_slots = len(main.data) // 8
+    insns = [Instruction.decode(main.data, off) for off in main_offs]
+    index_of = {("main", off // 8): i for i, off in enumerate(main_offs)}
+    if text is not None and text.size and _calls_text(elf, section):
+        for off in _slot_offsets(text.data):
+            index_of[("text", off // 8)] = len(insns)
+            insns.append(Instruction.decode(text.data, off))
     data_maps: dict[str, Map] = {}
+    externs = sorted({elf.symbols[r.symbol].name for rel, target in elf.relocation_sections()
+                      if target.name in (section, ".text") for r in elf.relocations(rel)
+                      if elf.symbols[r.symbol].shndx == 0})
     for rel, target in elf.relocation_sections():
-        if target.name != section:
+        part = "main" if target.name == section else "text" if target.name == ".text" else None
+        if part is None:
             continue
         for r in elf.relocations(rel):
+            key = (part, r.offset // 8)
+            if key not in index_of:
+                continue  # .text not linked: nothing in it is used
+            i = index_of[key]
             sym = elf.symbols[r.symbol]
-            i = by_slot[r.offset // 8]
             sec = elf.section_at(sym.shndx) if sym.shndx and sym.shndx < len(elf.sections) else None
-            if maps and sym.name in maps:
-                insns[i] = insns[i].replace(src=PSEUDO_MAP_FD, imm=maps[sym.name].fd)
+            insn = insns[i]
+            if insn.opcode == 0x85 and insn.src == 1:  # call to a function in .text
+                target = main_slots + sym.value // 8 + insn.imm + 1  # final slot of the callee
+                here = r.offset // 8 + (0 if part == "main" else main_slots)
+                insns[i] = insn.replace(imm=target - (here + 1))
+            elif maps and sym.name in maps:
+                insns[i] = insn.replace(src=PSEUDO_MAP_FD, imm=maps[sym.name].fd)
             elif sec is not None and sec.name in _DATA_SECTIONS:
                 m = data_maps.get(sec.name) or _data_map(sec, data_maps)
-                off = insns[i].imm + (0 if sym.type == STT_SECTION else sym.value)
-                insns[i] = insns[i].replace(src=PSEUDO_MAP_VALUE, imm=m.fd | (off << 32))
+                off = (insn.imm & 0xFFFFFFFF) + (0 if sym.type == STT_SECTION else sym.value)
+                insns[i] = insn.replace(src=PSEUDO_MAP_VALUE, imm=m.fd | (off << 32))
+            elif sym.shndx == 0 and sym.name in externs:
+                m = data_maps.get(".kconfig") or _kconfig_map(externs, kconfig or {}, data_maps)
+                insns[i] = insn.replace(src=PSEUDO_MAP_VALUE, imm=m.fd | ((8 * externs.index(sym.name)) << 32))
             else:
                 raise AssertionError(f"test helper cannot relocate symbol {sym.name!r} (section {sec and sec.name})")
     prog = Program.load(prog_type, insns, name=name, section=section, **load_options)
@@ -100,6 +126,16 @@ def load_c(source: str, section: str, prog_type: MapType | int, maps: dict[str, 
     variables = {sym.name: (names[sym.shndx], sym.value) for sym in elf.symbols
                  if sym.type == STT_OBJECT and names.get(sym.shndx) in data_maps}
     return Loaded(prog, data_maps, variables)
+
+
+def _calls_text(elf: ELFFile, section: str) -> bool:
+    for rel, target in elf.relocation_sections():
+        if target.name == section:
+            for r in elf.relocations(rel):
+                sym = elf.symbols[r.symbol]
+                if sym.shndx and sym.shndx < len(elf.sections) and elf.section_at(sym.shndx).name == ".text":
+                    return True
+    return False
 
 
 def _slot_offsets(data) -> list[int]:
@@ -112,10 +148,23 @@ def _slot_offsets(data) -> list[int]:
 
 def _data_map(sec, data_maps: dict[str, Map]) -> Map:
     size = max(sec.size, 1)
-    m = Map.create(MapType.ARRAY, 4, size, 1, name=sec.name)
+    flags = MapFlags.RDONLY_PROG if sec.name == ".rodata" else 0
+    m = Map.create(MapType.ARRAY, 4, size, 1, name=sec.name, flags=flags)
     if sec.name != ".bss":
         m.update_raw((0).to_bytes(4, "little"), bytes(sec.data).ljust(size, b"\0"))
+    if sec.name == ".rodata":
+        m.freeze()  # bpf_snprintf/seq_printf formats must live in a frozen read-only map
     data_maps[sec.name] = m
+    return m
+
+
+def _kconfig_map(externs: list[str], values: dict[str, int], data_maps: dict[str, Map]) -> Map:
+    missing = [e for e in externs if e not in values]
+    assert not missing, f"give kconfig= values for the externs {missing}"
+    m = Map.create(MapType.ARRAY, 4, 8 * len(externs), 1, name=".kconfig", flags=MapFlags.RDONLY_PROG)
+    m.update_raw((0).to_bytes(4, "little"), b"".join(values[e].to_bytes(8, "little") for e in externs))
+    m.freeze()
+    data_maps[".kconfig"] = m
     return m
 
 
@@ -196,3 +245,107 @@ def veth_pair_in_namespaces():
 
 def open_fds() -> set[int]:
     return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+# --- cgroups ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def child_cgroup():
+    """A fresh cgroup v2 directory under the cgroup2 root, removed afterwards (its processes must be gone)."""
+    from pybpf.kernel.cgroup import cgroup2_root
+
+    path = os.path.join(cgroup2_root(), f"pybpf_test_{os.getpid()}_{uuid.uuid4().hex[:6]}")
+    os.mkdir(path)
+    try:
+        yield path
+    finally:
+        for _ in range(100):
+            try:
+                os.rmdir(path)
+                break
+            except OSError as exc:
+                if exc.errno != 16:  # EBUSY: a zombie still counted in the cgroup
+                    raise
+                import time
+
+                time.sleep(0.01)
+
+
+def run_in_cgroup(path: str, action) -> int:
+    """Fork; the child joins cgroup ``path``, runs ``action()`` and exits with its return value
+    (0 when it returns None, 99 on an exception).  Returns the child's exit status."""
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write("0")
+            result = action()
+            code = 0 if result is None else int(result)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+# --- vmlinux BTF, through the reference tool ---------------------------------------
+
+VMLINUX_PREAMBLE = """
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def vmlinux_include() -> tuple[str, ...]:
+    """cflags that make '#include "vmlinux.h"' work (generated once per kernel by bpftool)."""
+    from conftest import CACHE
+
+    d = CACHE / f"vmlinux-{os.uname().release}"
+    header = d / "vmlinux.h"
+    if not header.exists():
+        d.mkdir(parents=True, exist_ok=True)
+        out = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+                             capture_output=True, check=True).stdout
+        tmp = header.with_suffix(".tmp")
+        tmp.write_bytes(out)
+        os.replace(tmp, header)
+    return ("-I", str(d))
+
+
+_btf_ids: dict[tuple[str, str], int] | None = None
+
+
+def vmlinux_btf_id(name: str, kind: str = "FUNC") -> int:
+    """The vmlinux BTF type id of ``name`` (a FUNC, TYPEDEF, STRUCT...), from bpftool's dump."""
+    global _btf_ids
+    if _btf_ids is None:
+        out = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"], capture_output=True,
+                             text=True, check=True).stdout
+        _btf_ids = {}
+        for m in re.finditer(r"^\[(\d+)\] (\w+) '([^']*)'", out, re.M):
+            _btf_ids.setdefault((m.group(3), m.group(2)), int(m.group(1)))
+    return _btf_ids[(name, kind)]
+
+
+def build_c_binary(source: str, name: str, flags: tuple[str, ...] = ("-O1",)) -> Path:
+    """A native test program compiled with gcc, cached by source and flags."""
+    import hashlib
+
+    from conftest import CACHE
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(("\0".join(flags) + source).encode()).hexdigest()[:12]
+    out = CACHE / f"{name}-{key}"
+    if not out.exists():
+        src = out.with_suffix(".c")
+        src.write_text(source)
+        subprocess.run(["gcc", *flags, "-o", str(out) + ".tmp", str(src)], check=True)
+        os.replace(str(out) + ".tmp", out)
+    return out

@@ -414,8 +414,10 @@ def test_uprobe_and_raw_tp_errors(target_binary):
     with Program.load(ProgType.RAW_TRACEPOINT, [Instruction(0xB7, 0, 0, 0, 0), Instruction(0x95)], name="r0") as raw:
         with pytest.raises(LinkError, match="the kernel has no raw tracepoint no_such_tp"):
             raw.attach_raw_tracepoint("no_such_tp")
-        with pytest.raises(LinkError, match="cannot auto-attach section 'kprobe/do_sys_open'"):
+        with pytest.raises(LinkError, match="kprobe do_sys_open: that hook needs a KPROBE program"):
             raw.attach("kprobe/do_sys_open")
+        with pytest.raises(LinkError, match="cannot auto-attach section 'struct_ops/x'"):
+            raw.attach("struct_ops/x")
     _no_leaks(fds, links)
 
 

@@ -204,6 +204,8 @@ def test_map_of_maps_and_prog_array_hold_objects_and_return_ids():
     with Map.create(MapType.PROG_ARRAY, 4, 4, 2) as pa:
         assert isinstance(pa, ProgArray)
         with pytest.raises(MapError, match="expected a Map, Program"):
+            pa[0] = 3.5
+        with pytest.raises(MapError, match="no program named 'nope'"):
             pa[0] = "nope"
 
 

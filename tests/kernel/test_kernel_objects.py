@@ -130,3 +130,24 @@ def test_missing_bpffs_and_tracefs_are_mounted():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "True", "True"]
     assert not os.path.exists("/sys/fs/bpf/pybpf_mount_test")  # that bpffs lived only in the namespace
+
+
+def test_feature_report_is_cached_per_kernel_and_boot(tmp_path, monkeypatch):
+    import json
+
+    from pybpf.kernel import features
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(features, "_feature_report", None)
+    path = features.feature_cache_path()
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        assert path == str(tmp_path / "pybpf" / f"features-{os.uname().release}-{f.read().strip()}.json")
+    report = features.probe_features(helpers=False)
+    with open(path) as f:
+        assert json.load(f) == report
+    assert report["misc"]["have_bounded_loops"] and report["map_types"]["have_ringbuf_map_type"]
+    assert features.probe_features(helpers=False) is report  # in-process cache
+    monkeypatch.setattr(features, "_feature_report", None)
+    with open(path, "w") as f:
+        json.dump({**report, "marker": 1}, f)
+    assert features.probe_features(helpers=False)["marker"] == 1  # read from disk, not probed again

@@ -6,6 +6,7 @@ converter and seccomp, so it holds only the encoding and the constants.
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from typing import NamedTuple
 
@@ -92,3 +93,14 @@ def decode_program(data: bytes) -> list[CInsn]:
     if len(data) % _STRUCT.size:
         raise FormatError(f"classic BPF program length {len(data)} is not a multiple of 8")
     return [CInsn.decode(data, off) for off in range(0, len(data), _STRUCT.size)]
+
+
+def sock_fprog(insns: list[CInsn]) -> tuple[bytes, ctypes.Array]:
+    """struct sock_fprog {len, filter} for SO_ATTACH_FILTER or seccomp(), and the array it points to.
+
+    Keep the second value alive until the kernel has copied the program (the
+    end of the setsockopt/seccomp call).
+    """
+    code = encode_program(insns)
+    array = ctypes.create_string_buffer(code, len(code))
+    return struct.pack("HL", len(insns), ctypes.addressof(array)), array

@@ -12,6 +12,9 @@ from ..errors import BPFError
 # Each module defines register(subparsers); a sub-command sets `func(args) -> int`.
 COMMAND_MODULES: tuple[str, ...] = (
     "tracepipe",
+    "prog", "map", "link", "btf", "feature",
+    "capture",
+    "seccomp",
 )
 
 

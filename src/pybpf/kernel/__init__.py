@@ -13,20 +13,33 @@ from .features import (
     kernel_version, supports_helper, supports_map_type, supports_prog_type, require_map_type, require_prog_type,
 )
 from .fs import ensure_bpffs, online_cpus, possible_cpus, tracefs
-from .link import BPFLink, Link, LinkGroup, LinkInfo, PerfEventLink, SocketFilterLink
+from .cgroup import CGROUP_HOOKS, cgroup2_root
+from .features import probe_features
+from .introspect import enable_stats
+from .link import (
+    BPFLink, IterLink, Link, LinkGroup, LinkInfo, PerfEventLink, ProgAttachLink, SocketFilterLink, TCFilterLink,
+)
+from .usdt import USDTLink, USDTProbe, usdt_probes
 from .maps import BloomFilterMap, Map, MapInfo, MapOfMaps, ProgArray, QueueMap, RingBuf
 from .perf import HardwareEvent, PerfType, SoftwareEvent
+from .perfbuf import PerfBufReader, PerfEventArray
 from .program import Program, ProgramInfo, TestRunResult
 from .ringbuf import RingBufReader
+from .sections import SECTION_DEFS, SectionDef, section_def
+from .stacks import FoldedStacks, StackTraceMap, decode_stack
+from .symbolize import Frame, KernelSymbols, ProcessSymbols, kernel_symbols
 from .syscall import btf_ids, link_ids, map_ids, prog_ids
 from .tracepipe import TraceLine, TracePipe, trace_pipe
 from .uapi import ANY, EXIST, NOEXIST, AttachType, LinkType, MapFlags, MapType, ProgFlags, ProgType, XDPFlags
 from .verifier import SourceLine
 
 __all__ = [
-    "ANY", "EXIST", "NOEXIST", "AttachType", "BPFLink", "BloomFilterMap", "Codec", "Collection", "HardwareEvent",
+    "CGROUP_HOOKS", "IterLink", "ProgAttachLink", "TCFilterLink", "USDTLink", "USDTProbe", "cgroup2_root",
+    "enable_stats", "probe_features", "usdt_probes", "SECTION_DEFS", "SectionDef", "section_def",
+    "ANY", "EXIST", "NOEXIST", "AttachType", "BPFLink", "BloomFilterMap", "Codec", "Collection", "FoldedStacks",
+    "Frame", "HardwareEvent", "KernelSymbols", "ProcessSymbols", "StackTraceMap", "decode_stack", "kernel_symbols",
     "IntCodec", "KernelBTF", "Link", "LinkGroup", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",
-    "MapOfMaps", "MapType", "PerfEventLink", "PerfType", "ProgArray", "ProgFlags", "ProgType", "Program",
+    "MapOfMaps", "MapType", "PerfBufReader", "PerfEventArray", "PerfEventLink", "PerfType", "ProgArray", "ProgFlags", "ProgType", "Program",
     "ProgramInfo", "QueueMap", "RawCodec", "RingBuf", "RingBufReader", "SocketFilterLink", "SoftwareEvent",
     "SourceLine", "StructCodec", "TestRunResult", "TraceLine", "TracePipe", "XDPFlags", "attach_perf_fd", "btf_ids",
     "ensure_bpffs", "interface_index", "kernel_version", "link_ids", "map_ids", "minimal_btf", "online_cpus",

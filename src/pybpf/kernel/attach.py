@@ -22,7 +22,7 @@ from .perf import (
 )
 from .symbols import resolve_binary, symbol_offset
 from .syscall import CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, bpf_errno, c_path, kernel_error
-from .uapi import ENOTSUPP, AttachType, Cmd, LinkCreateAttr, ProgType, RawTracepointAttr, XDPFlags
+from .uapi import ENOTSUPP, AttachFlags, AttachType, Cmd, LinkCreateAttr, ProgType, RawTracepointAttr, XDPFlags
 
 _TRACING_ATTACH = {
     AttachType.TRACE_RAW_TP: "tp_btf", AttachType.TRACE_FENTRY: "fentry", AttachType.TRACE_FEXIT: "fexit",
@@ -30,10 +30,36 @@ _TRACING_ATTACH = {
 }
 
 
-def _expect(prog: Any, hook: str, *types: ProgType) -> None:
+def expect_type(prog: Any, hook: str, *types: ProgType) -> None:
+    """LinkError unless ``prog`` is of one of ``types`` (checked before the kernel is asked)."""
     if prog.type not in types:
         names = " or ".join(t.name for t in types)
         raise LinkError(f"cannot attach {prog.describe()} to {hook}: that hook needs a {names} program")
+
+
+_expect = expect_type
+
+
+def relative_target(before: Any = None, after: Any = None) -> tuple[int, int]:
+    """(flags, relative fd or id) placing a program on a multi-program hook (tcx, netkit, cgroup).
+
+    ``before``/``after`` is a Program, a BPFLink, a program id, or True (first / last).
+    """
+    if before is not None and after is not None:
+        raise LinkError("give before= or after=, not both")
+    anchor = before if before is not None else after
+    if anchor is None or anchor is False:
+        return 0, 0
+    flags = AttachFlags.BEFORE if before is not None else AttachFlags.AFTER
+    if anchor is True:
+        return int(flags), 0
+    if isinstance(anchor, BPFLink):
+        return int(flags | AttachFlags.LINK), anchor.fd
+    if isinstance(anchor, int):
+        return int(flags | AttachFlags.ID), anchor
+    if hasattr(anchor, "fd"):
+        return int(flags), anchor.fd
+    raise LinkError(f"cannot order against {anchor!r}: give a Program, a Link, a program id or True")
 
 
 def attach_perf_fd(prog: Any, perf_fd: int, what: str = "", cookie: int = 0, *, use_ioctl: bool = False) -> PerfEventLink:
@@ -240,11 +266,69 @@ def attach_by_section(prog: Any, section: str, **options: Any) -> Link:
         if "sock" not in options:
             raise LinkError(f"{prog.describe()}: a socket filter needs sock= (a socket or its fd)")
         return attach_socket_filter(prog, options["sock"])
-    raise LinkError(f"{prog.describe()}: pybpf cannot auto-attach section {section!r} yet; "
+    return _attach_more(prog, section, kind, rest, options)
+
+
+def _need(prog: Any, section: str, options: dict, name: str, example: str) -> Any:
+    if name not in options:
+        raise LinkError(f"{prog.describe()}: SEC({section!r}) needs {name}= ({example})")
+    return options.pop(name)
+
+
+def _attach_more(prog: Any, section: str, kind: str, rest: str, options: dict) -> Link:
+    """Sections of the hooks in attach_net, cgroup, iterator, kprobe and usdt."""
+    from . import attach_net, cgroup, iterator, kprobe, usdt
+
+    if kind in ("tcx", "netkit") or (kind == "tc" and rest in ("ingress", "egress")):
+        interface = _need(prog, section, options, "interface", "a name like 'eth0' or an ifindex")
+        if kind == "netkit":
+            return attach_net.attach_netkit(prog, interface, peer=rest == "peer", **options)
+        if rest not in ("ingress", "egress"):
+            raise LinkError(f"{prog.describe()}: SEC({section!r}) must end in /ingress or /egress")
+        return attach_net.attach_tcx(prog, interface, rest, **options)
+    if kind in ("tc", "classifier", "action"):
+        interface = _need(prog, section, options, "interface", "a name like 'eth0' or an ifindex")
+        return attach_net.attach_tc(prog, interface, options.pop("direction", "ingress"), **options)
+    if kind in ("cgroup", "cgroup_skb") or section == "sockops":
+        target = _need(prog, section, options, "cgroup", "a cgroup v2 path or fd")
+        hook = section if section == "sockops" else rest
+        if not hook or (kind == "cgroup" and hook == "skb"):
+            hook = _need(prog, section, options, "hook", "'ingress' or 'egress'")
+        return cgroup.attach_cgroup(prog, target, hook, **options)
+    if kind in ("sk_msg", "sk_skb"):
+        target = _need(prog, section, options, "map", "the SOCKMAP or SOCKHASH")
+        return attach_net.attach_sockmap(prog, target, rest or options.pop("hook", None), **options)
+    if kind == "sk_lookup":
+        return attach_net.attach_sk_lookup(prog, options.pop("netns", None))
+    if kind == "flow_dissector":
+        return attach_net.attach_flow_dissector(prog, options.pop("netns", None))
+    if kind == "netfilter":
+        return attach_net.attach_netfilter(prog, **options)
+    if kind in ("iter", "iter.s"):
+        return iterator.attach_iter(prog, **options)
+    if kind in ("kprobe", "kretprobe"):
+        function, _, off = (rest or _need(prog, section, options, "function", "a kernel function")).partition("+")
+        return kprobe.attach_kprobe(prog, function, int(off, 0) if off else 0, retprobe=kind == "kretprobe", **options)
+    if kind in ("kprobe.multi", "kretprobe.multi"):
+        return kprobe.attach_kprobe_multi(prog, rest or _need(prog, section, options, "functions", "a glob or names"),
+                                          retprobe=kind.startswith("kretprobe"), **options)
+    if kind in ("ksyscall", "kretsyscall"):
+        return kprobe.attach_ksyscall(prog, rest or _need(prog, section, options, "syscall", "e.g. 'openat'"),
+                                      retprobe=kind == "kretsyscall", **options)
+    if kind in ("usdt", "usdt.s"):
+        if rest:
+            parts = rest.rsplit(":", 2)
+            if len(parts) != 3:
+                raise LinkError(f"{prog.describe()}: SEC({section!r}) must be usdt/BINARY:PROVIDER:NAME")
+            return usdt.attach_usdt(prog, *parts, **options)
+        return usdt.attach_usdt(prog, _need(prog, section, options, "binary", "a path or library name"),
+                                _need(prog, section, options, "provider", "the USDT provider"),
+                                _need(prog, section, options, "name", "the USDT probe name"), **options)
+    raise LinkError(f"{prog.describe()}: pybpf cannot auto-attach section {section!r}; "
                     "use an attach_* method with explicit arguments")
 
 
 __all__ = [
-    "attach_perf_fd", "attach_tracepoint", "attach_raw_tracepoint", "attach_tracing", "attach_uprobe", "attach_perf_event",
+    "expect_type", "relative_target", "attach_perf_fd", "attach_tracepoint", "attach_raw_tracepoint", "attach_tracing", "attach_uprobe", "attach_perf_event",
     "attach_xdp", "attach_socket_filter", "attach_by_section", "interface_index",
 ]

@@ -25,6 +25,18 @@ class BTFInfo:
     kernel_btf: bool
 
 
+def btf_info(fd: int) -> BTFInfo:
+    """BPF_OBJ_GET_INFO_BY_FD of a BTF fd (the fd stays the caller's)."""
+    name = ctypes.create_string_buffer(64)
+
+    def prepare(info: BTFInfoStruct) -> None:
+        info.name = ctypes.addressof(name)
+        info.name_len = len(name)
+
+    info = obj_info(fd, BTFInfoStruct, "BTF object", prepare)
+    return BTFInfo(info.id, info.btf_size, name.value.decode(), bool(info.kernel_btf))
+
+
 class KernelBTF(FDObject):
     """A BTF object living in the kernel; pass it as ``btf=`` to Map.create / Program.load."""
 
@@ -65,14 +77,7 @@ class KernelBTF(FDObject):
         return cls(fd)
 
     def info(self) -> BTFInfo:
-        name = ctypes.create_string_buffer(64)
-
-        def prepare(info: BTFInfoStruct) -> None:
-            info.name = ctypes.addressof(name)
-            info.name_len = len(name)
-
-        info = obj_info(self.fd, BTFInfoStruct, "BTF object", prepare)
-        return BTFInfo(info.id, info.btf_size, name.value.decode(), bool(info.kernel_btf))
+        return btf_info(self.fd)
 
     def data(self) -> bytes:
         """The raw BTF as the kernel holds it (for vmlinux or module BTF, fetched by id)."""

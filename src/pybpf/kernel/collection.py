@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 from ..errors import BPFError
 from .link import Link
-from .maps import Map
+from .maps import Map, ProgArray
 from .program import Program
 
 # Sections libbpf attaches without extra arguments.
@@ -28,6 +28,9 @@ class Collection:
         self.programs: dict[str, Program] = dict(programs or {})
         self.links: list[Link] = []
         self.closed = False
+        for m in self.maps.values():
+            if isinstance(m, ProgArray) and m.programs is None:
+                m.bind(self.programs)  # prog_array[i] = "program name" resolves here
 
     def program(self, name: str) -> Program:
         try:

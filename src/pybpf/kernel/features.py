@@ -14,7 +14,7 @@ import os
 import struct
 from functools import cache
 
-from ..errors import NotSupportedError
+from ..errors import BPFError, NotSupportedError
 from .syscall import bpf_errno, kernel_error, CAP_BPF
 from .uapi import (
     ENOTSUPP, HELPER_IDS, HELPERS, MAP_TYPE_MIN_KERNEL, PROG_TYPE_MIN_KERNEL, AttachType, Cmd, MapCreateAttr,
@@ -55,6 +55,106 @@ def kernel_version_code() -> int:
     """LINUX_VERSION_CODE of the running kernel (kprobe programs of old kernels check it)."""
     major, minor, patch = kernel_version()
     return (major << 16) | (minor << 8) | min(patch, 255)
+
+
+@cache
+def kernel_config() -> dict[str, str]:
+    """The running kernel's build options (CONFIG_X -> 'y'/'m'/value), from /proc/config.gz or
+    /boot/config-RELEASE; empty when neither is readable.  Options that are 'not set' are absent."""
+    import gzip
+
+    text = ""
+    for path, opener in (("/proc/config.gz", gzip.open), (f"/boot/config-{kernel_release()}", open)):
+        try:
+            with opener(path, "rt") as f:
+                text = f.read()
+            break
+        except OSError:
+            continue
+    config: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            key, _, value = line.partition("=")
+            config[key] = value.strip('"')
+    return config
+
+
+def config_cause(option: str) -> str | None:
+    """'CONFIG_X is not set in this kernel' when the kernel config is known and lacks ``option``."""
+    config = kernel_config()
+    name = option if option.startswith("CONFIG_") else f"CONFIG_{option}"
+    if config and name not in config:
+        return f"{name} is not set in this kernel's configuration"
+    return None
+
+
+def lockdown_mode() -> str | None:
+    """The kernel lockdown level ('none', 'integrity', 'confidentiality'), or None when unknown.
+
+    Read from securityfs; when it is not mounted, it is mounted in a private mount
+    namespace of a short-lived child so this process's view does not change.
+    """
+    for path in ("/sys/kernel/security/lockdown",):
+        try:
+            with open(path) as f:
+                return _selected(f.read())
+        except OSError:
+            pass
+    import subprocess
+
+    script = ("mkdir -p /tmp/.pybpf-securityfs-$$ && mount -t securityfs securityfs /tmp/.pybpf-securityfs-$$ && "
+              "cat /tmp/.pybpf-securityfs-$$/lockdown; umount /tmp/.pybpf-securityfs-$$ 2>/dev/null; "
+              "rmdir /tmp/.pybpf-securityfs-$$")
+    try:
+        out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return _selected(out.stdout) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def _selected(text: str) -> str | None:
+    for word in text.split():
+        if word.startswith("[") and word.endswith("]"):
+            return word[1:-1]
+    return None
+
+
+@cache
+def trampoline_refusal_cause() -> str:
+    """Why this kernel refuses BPF trampolines (fentry/fexit/fmod_ret/LSM) to a privileged process.
+
+    Trampolines are attached through ftrace direct calls; the evidence collected
+    here names what is missing or locked: kernel config, the ftrace function
+    interface, kernel lockdown.
+    """
+    reasons = []
+    for option in ("DYNAMIC_FTRACE_WITH_DIRECT_CALLS", "FUNCTION_TRACER", "BPF_JIT"):
+        cause = config_cause(option)
+        if cause:
+            reasons.append(cause)
+    try:
+        with open(os.path.join(_tracefs_dir(), "available_filter_functions")) as f:
+            f.read(1)
+    except PermissionError:
+        reasons.append("the kernel's ftrace function interface refuses access "
+                       "(available_filter_functions: EPERM), so functions cannot be hooked")
+    except OSError:
+        pass
+    mode = lockdown_mode()
+    if mode and mode != "none":
+        reasons.append(f"kernel lockdown is '{mode}'")
+    if not reasons:
+        return "the kernel refused with EPERM although every capability is present"
+    return "; ".join(reasons)
+
+
+def _tracefs_dir() -> str:
+    from .fs import tracefs
+
+    try:
+        return tracefs()
+    except BPFError:
+        return "/sys/kernel/tracing"
 
 
 def _probe_map_attr(map_type: MapType) -> tuple[MapCreateAttr, list]:
@@ -113,16 +213,22 @@ def supports_map_type(map_type: MapType) -> bool:
     return err not in (errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP, ENOTSUPP)
 
 
-def _load(prog_type: int, insns: bytes, expected_attach_type: int = 0, flags: int = 0) -> tuple[int, int, str]:
+_LOG = ctypes.create_string_buffer(64 * 1024)  # reused: thousands of helper probes would each zero 64 KiB
+
+
+def _load(prog_type: int, insns: bytes, expected_attach_type: int = 0, flags: int = 0,
+          log: bool = True) -> tuple[int, int, str]:
     code = ctypes.create_string_buffer(insns, len(insns))
-    log = ctypes.create_string_buffer(64 * 1024)
+    _LOG[0] = b"\0"
     attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(code),
-                        license=ctypes.addressof(_LICENSE), log_level=1, log_size=len(log),
-                        log_buf=ctypes.addressof(log), expected_attach_type=expected_attach_type, prog_flags=flags)
+                        license=ctypes.addressof(_LICENSE), expected_attach_type=expected_attach_type,
+                        prog_flags=flags)
+    if log:
+        attr.log_level, attr.log_size, attr.log_buf = 1, len(_LOG), ctypes.addressof(_LOG)
     fd, err = bpf_errno(Cmd.PROG_LOAD, attr)
     if fd >= 0:
         os.close(fd)
-    return fd, err, log.value.decode(errors="replace")
+    return fd, err, _LOG.value.decode(errors="replace")
 
 
 def _probe_load(prog_type: ProgType, insns: bytes) -> tuple[int, int, str]:
@@ -167,3 +273,185 @@ def require_prog_type(prog_type: ProgType) -> None:
 
 def helper_name(helper_id: int) -> str:
     return f"bpf_{HELPERS[helper_id]}" if 0 <= helper_id < len(HELPERS) else f"helper#{helper_id}"
+
+
+# --- the whole picture: what `pybpf feature` (and `bpftool feature probe`) reports ---------
+
+def _insn(opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", opcode, dst | (src << 4), off, imm)
+
+
+_MISC_PROBES = {
+    # BPF_MAXINSNS (4096) + 1 instructions: loads only with the 1M instruction limit (5.2+)
+    "have_large_insn_limit": _insn(0xB7) * 4096 + _EXIT,
+    # r0 = 10; do r0 -= 1 while r0 != 0: a bounded loop (5.3+)
+    "have_bounded_loops": _insn(0xB7, 0, 0, 0, 10) + _insn(0x17, 0, 0, 0, 1) + _insn(0x55, 0, 0, -2, 0) + _EXIT,
+    # jlt (v2: 4.14+)
+    "have_v2_isa_extension": _MOV_R0_0 + _insn(0xA5, 0, 0, 1, 0) + _insn(0xB7, 0, 0, 0, 1) + _EXIT,
+    # jlt on 32-bit registers (v3: 5.1+)
+    "have_v3_isa_extension": _MOV_R0_0 + _insn(0xA6, 0, 0, 1, 0) + _insn(0xB7, 0, 0, 0, 1) + _EXIT,
+    # sign-extending move r0 = (s8) r0 (v4: 6.6+)
+    "have_v4_isa_extension": _MOV_R0_0 + _insn(0xBF, 0, 0, 8, 0) + _EXIT,
+}
+
+BTF_KINDS = ("int", "ptr", "array", "struct", "union", "enum", "fwd", "typedef", "volatile", "const", "restrict",
+             "func", "func_proto", "var", "datasec", "float", "decl_tag", "type_tag", "enum64")
+
+
+def _btf_blob(types: bytes, strings: bytes) -> bytes:
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return header + types + strings
+
+
+def _btf_type(name: int, kind: int, vlen: int, size_or_type: int, kind_flag: int = 0) -> bytes:
+    return struct.pack("<III", name, (kind_flag << 31) | (kind << 24) | vlen, size_or_type)
+
+
+def btf_kind_probe(kind: str) -> bytes:
+    """A tiny BTF blob whose last type is of ``kind`` (type 1 is always 'int')."""
+    strings = b"\0int\0x\0"
+    name_int, name_x = 1, 5
+    t = _btf_type(name_int, 1, 0, 4) + struct.pack("<I", (1 << 24) | 32)   # [1] int, signed 32 bits
+    extra = {
+        "int": b"",
+        "ptr": _btf_type(0, 2, 0, 1),
+        "array": _btf_type(0, 3, 0, 0) + struct.pack("<III", 1, 1, 2),
+        "struct": _btf_type(name_x, 4, 1, 4) + struct.pack("<III", name_x, 1, 0),
+        "union": _btf_type(name_x, 5, 1, 4) + struct.pack("<III", name_x, 1, 0),
+        "enum": _btf_type(name_x, 6, 1, 4) + struct.pack("<Ii", name_x, 0),
+        "fwd": _btf_type(name_x, 7, 0, 0),
+        "typedef": _btf_type(name_x, 8, 0, 1),
+        "volatile": _btf_type(0, 9, 0, 1),
+        "const": _btf_type(0, 10, 0, 1),
+        "restrict": _btf_type(0, 2, 0, 1) + _btf_type(0, 11, 0, 2),
+        "func_proto": _btf_type(0, 13, 1, 1) + struct.pack("<II", name_x, 1),
+        "func": _btf_type(0, 13, 1, 1) + struct.pack("<II", name_x, 1) + _btf_type(name_x, 12, 0, 2),
+        "var": _btf_type(name_x, 14, 0, 1) + struct.pack("<I", 1),
+        "datasec": _btf_type(name_x, 14, 0, 1) + struct.pack("<I", 1) + _btf_type(name_x, 15, 1, 4)
+        + struct.pack("<III", 2, 0, 4),
+        "float": _btf_type(name_x, 16, 0, 4),
+        "decl_tag": _btf_type(name_x, 4, 1, 4) + struct.pack("<III", name_x, 1, 0) + _btf_type(name_x, 17, 0, 2)
+        + struct.pack("<i", -1),
+        "type_tag": _btf_type(0, 2, 0, 3) + _btf_type(name_x, 18, 0, 1),
+        "enum64": _btf_type(name_x, 19, 1, 8) + struct.pack("<III", name_x, 0, 1),
+    }[kind]
+    return _btf_blob(t + extra, strings)
+
+
+@cache
+def supports_btf_kind(kind: str) -> bool:
+    """Whether BPF_BTF_LOAD accepts BTF using ``kind`` ('func', 'decl_tag', 'enum64'...)."""
+    from .uapi import BTFLoadAttr
+
+    data = btf_kind_probe(kind)
+    buf = ctypes.create_string_buffer(data, len(data))
+    fd, err = bpf_errno(Cmd.BTF_LOAD, BTFLoadAttr(btf=ctypes.addressof(buf), btf_size=len(data)))
+    if fd >= 0:
+        os.close(fd)
+        return True
+    if err in (errno.EPERM, errno.EACCES):
+        raise kernel_error(err, "cannot probe BTF support", (CAP_BPF,))
+    return False
+
+
+def _sysctl(name: str) -> int | None:
+    try:
+        with open(f"/proc/sys/{name.replace('.', '/')}") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_CONFIG_OPTIONS = (
+    "CONFIG_BPF", "CONFIG_BPF_SYSCALL", "CONFIG_HAVE_EBPF_JIT", "CONFIG_BPF_JIT", "CONFIG_BPF_JIT_ALWAYS_ON",
+    "CONFIG_DEBUG_INFO_BTF", "CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_CGROUPS", "CONFIG_CGROUP_BPF",
+    "CONFIG_CGROUP_NET_CLASSID", "CONFIG_SOCK_CGROUP_DATA", "CONFIG_BPF_EVENTS", "CONFIG_KPROBE_EVENTS",
+    "CONFIG_UPROBE_EVENTS", "CONFIG_TRACING", "CONFIG_FTRACE_SYSCALLS", "CONFIG_FUNCTION_ERROR_INJECTION",
+    "CONFIG_BPF_KPROBE_OVERRIDE", "CONFIG_NET", "CONFIG_XDP_SOCKETS", "CONFIG_LWTUNNEL_BPF", "CONFIG_NET_ACT_BPF",
+    "CONFIG_NET_CLS_BPF", "CONFIG_NET_CLS_ACT", "CONFIG_NET_SCH_INGRESS", "CONFIG_XFRM", "CONFIG_IP_ROUTE_CLASSID",
+    "CONFIG_IPV6_SEG6_BPF", "CONFIG_BPF_LIRC_MODE2", "CONFIG_BPF_STREAM_PARSER", "CONFIG_NETFILTER_XT_MATCH_BPF",
+    "CONFIG_BPF_LSM", "CONFIG_NETFILTER_BPF_LINK", "CONFIG_NET_XGRESS", "CONFIG_NETKIT", "CONFIG_KPROBES",
+    "CONFIG_FPROBE", "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS", "CONFIG_HZ",
+)
+_feature_report: dict | None = None
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown-boot"
+
+
+def feature_cache_path() -> str:
+    """Where probe results are kept: ~/.cache/pybpf/features-RELEASE-BOOTID.json (a reboot or another
+    kernel probes again)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pybpf", f"features-{kernel_release()}-{_boot_id()}.json")
+
+
+def probe_features(*, use_cache: bool = True, helpers: bool = True) -> dict:
+    """Everything this kernel offers, in bpftool's JSON layout (system_config, syscall_config,
+    program_types, map_types, helpers, misc) plus btf_kinds and the v4 ISA.
+
+    Probing loads a few thousand tiny programs; results are cached for the process
+    and on disk per kernel release and boot (``use_cache=False`` probes afresh).
+    """
+    global _feature_report
+    import json
+
+    path = feature_cache_path()
+    if use_cache:
+        if _feature_report is not None and (not helpers or _feature_report.get("helpers")):
+            return _feature_report
+        try:
+            with open(path) as f:
+                cached = json.load(f)
+            if not helpers or cached.get("helpers"):
+                _feature_report = cached
+                return cached
+        except (OSError, ValueError):
+            pass
+    config = kernel_config()
+    report: dict = {
+        "system_config": {
+            "unprivileged_bpf_disabled": _sysctl("kernel.unprivileged_bpf_disabled"),
+            "bpf_jit_enable": _sysctl("net.core.bpf_jit_enable"),
+            "bpf_jit_harden": _sysctl("net.core.bpf_jit_harden"),
+            "bpf_jit_kallsyms": _sysctl("net.core.bpf_jit_kallsyms"),
+            "bpf_jit_limit": _sysctl("net.core.bpf_jit_limit"),
+            **{opt: config.get(opt) for opt in _CONFIG_OPTIONS},
+        },
+        "syscall_config": {"have_bpf_syscall": True},
+        "program_types": {}, "map_types": {}, "helpers": {}, "misc": {}, "btf_kinds": {},
+    }
+    for ptype in ProgType:
+        if ptype != ProgType.UNSPEC:
+            report["program_types"][f"have_{ptype.name.lower()}_prog_type"] = supports_prog_type(ptype)
+    for mtype in MapType:
+        if mtype != MapType.UNSPEC:
+            report["map_types"][f"have_{mtype.name.lower()}_map_type"] = supports_map_type(mtype)
+    if helpers:
+        for ptype in ProgType:
+            if ptype == ProgType.UNSPEC:
+                continue
+            key = f"{ptype.name.lower()}_available_helpers"
+            usable = ptype not in _NEEDS_TARGET and report["program_types"][f"have_{ptype.name.lower()}_prog_type"]
+            report["helpers"][key] = [helper_name(h) for h in range(1, len(HELPERS)) if supports_helper(ptype, h)] \
+                if usable else []
+    for name, code in _MISC_PROBES.items():
+        fd, _err, _log = _load(int(ProgType.SOCKET_FILTER), code, log=False)
+        report["misc"][name] = fd >= 0
+    for kind in BTF_KINDS:
+        report["btf_kinds"][f"have_{kind}_btf_kind"] = supports_btf_kind(kind)
+    _feature_report = report
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(report, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: the in-process cache still holds
+    return report

@@ -8,19 +8,21 @@ a link was pinned on purpose.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import ctypes
 import errno
 import fcntl
+import io
 import os
 import socket
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..errors import BPFError, LinkError
+from ..errors import BPFError, LinkError, NotSupportedError
 from .fd import FDObject
 from .perf import PERF_EVENT_IOC_DISABLE
 from .syscall import bpf_errno, fd_by_id, fd_kind, kernel_error, obj_get, obj_info, obj_pin
-from .uapi import Cmd, LinkDetachAttr, LinkInfoStruct, LinkType, LinkUpdateAttr
+from .uapi import ENOTSUPP, Cmd, IterCreateAttr, LinkDetachAttr, LinkInfoStruct, LinkType, LinkUpdateAttr, ProgAttachAttr
 
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27
@@ -28,9 +30,103 @@ SO_DETACH_BPF = 27
 
 @dataclass(frozen=True)
 class LinkInfo:
+    """What the kernel says about a link: type, ids, and the per-type target in ``details``
+    (ifindex and attach_type for tcx/xdp/netkit, cgroup_id, netns_ino, pf/hooknum/priority for
+    netfilter, target_name and map_id for iterators, tp_name, file/func names of perf events...)."""
+
     type: LinkType | int
     id: int
     prog_id: int
+    details: dict = field(default_factory=dict)
+
+    @property
+    def attach_type(self) -> int | None:
+        return self.details.get("attach_type")
+
+    @classmethod
+    def of_fd(cls, fd: int, what: str = "link") -> "LinkInfo":
+        i = obj_info(fd, LinkInfoStruct, what)
+        try:
+            ltype: LinkType | int = LinkType(i.type)
+        except ValueError:
+            ltype = i.type
+        raw = bytes(i.extra)
+        details = _link_details(ltype, raw)
+        names = _NAMED_FIELDS.get((ltype, details.get("perf_type")))
+        if names:
+            # a second call with a buffer for the name the kernel copies out
+            ptr_off, len_off, key = names
+            buf = ctypes.create_string_buffer(4096)
+
+            def prepare(info: LinkInfoStruct) -> None:
+                words = bytearray(bytes(info.extra))
+                words[ptr_off:ptr_off + 8] = ctypes.addressof(buf).to_bytes(8, "little")
+                words[len_off:len_off + 4] = len(buf).to_bytes(4, "little")
+                ctypes.memmove(info.extra, bytes(words), len(words))
+
+            try:
+                again = obj_info(fd, LinkInfoStruct, what, prepare)
+                details = _link_details(ltype, bytes(again.extra))
+                details[key] = buf.value.decode(errors="replace")
+            except BPFError:
+                pass
+        return cls(ltype, i.id, i.prog_id, details)
+
+
+# (link type, perf event kind) -> (offset of the name pointer, offset of its length, detail key), in the union
+_NAMED_FIELDS = {
+    (LinkType.RAW_TRACEPOINT, None): (0, 8, "tp_name"),
+    (LinkType.ITER, None): (0, 8, "target_name"),
+    (LinkType.PERF_EVENT, 1): (8, 16, "func_name"),      # kprobe
+    (LinkType.PERF_EVENT, 2): (8, 16, "func_name"),      # kretprobe
+    (LinkType.PERF_EVENT, 3): (8, 16, "file_name"),      # uprobe
+    (LinkType.PERF_EVENT, 4): (8, 16, "file_name"),      # uretprobe
+    (LinkType.PERF_EVENT, 5): (8, 16, "tp_name"),        # tracepoint
+}
+PERF_EVENT_KINDS = {0: "unspec", 1: "kprobe", 2: "kretprobe", 3: "uprobe", 4: "uretprobe", 5: "tracepoint", 6: "event"}
+
+
+def _link_details(ltype: int, raw: bytes) -> dict:
+    u32 = lambda off: int.from_bytes(raw[off:off + 4], "little")  # noqa: E731
+    s32 = lambda off: int.from_bytes(raw[off:off + 4], "little", signed=True)  # noqa: E731
+    u64 = lambda off: int.from_bytes(raw[off:off + 8], "little")  # noqa: E731
+    if ltype == LinkType.RAW_TRACEPOINT:
+        return {"cookie": u64(16)}
+    if ltype == LinkType.TRACING:
+        return {"attach_type": u32(0), "target_obj_id": u32(4), "target_btf_id": u32(8), "cookie": u64(16)}
+    if ltype == LinkType.CGROUP:
+        return {"cgroup_id": u64(0), "attach_type": u32(8)}
+    if ltype == LinkType.ITER:
+        return {"map_id": u32(12)}
+    if ltype == LinkType.NETNS:
+        return {"netns_ino": u32(0), "attach_type": u32(4)}
+    if ltype == LinkType.XDP:
+        return {"ifindex": u32(0)}
+    if ltype == LinkType.STRUCT_OPS:
+        return {"map_id": u32(0)}
+    if ltype == LinkType.NETFILTER:
+        return {"pf": u32(0), "hooknum": u32(4), "priority": s32(8), "flags": u32(12)}
+    if ltype == LinkType.KPROBE_MULTI:
+        return {"count": u32(8), "flags": u32(12), "missed": u64(16)}
+    if ltype == LinkType.UPROBE_MULTI:
+        return {"count": u32(36), "flags": u32(40), "pid": u32(44)}
+    if ltype in (LinkType.TCX, LinkType.NETKIT):
+        return {"ifindex": u32(0), "attach_type": u32(4)}
+    if ltype == LinkType.SOCKMAP:
+        return {"map_id": u32(0), "attach_type": u32(4)}
+    if ltype == LinkType.PERF_EVENT:
+        kind = u32(0)
+        out: dict = {"perf_type": kind, "perf_kind": PERF_EVENT_KINDS.get(kind, str(kind))}
+        if kind in (1, 2):
+            out.update(offset=u32(20), addr=u64(24), missed=u64(32), cookie=u64(40))
+        elif kind in (3, 4):
+            out.update(offset=u32(20), cookie=u64(24), ref_ctr_offset=u64(32))
+        elif kind == 5:
+            out.update(cookie=u64(24))
+        elif kind == 6:
+            out.update(config=u64(8), type=u32(16), cookie=u64(24))
+        return out
+    return {}
 
 
 class Link(ABC):
@@ -99,12 +195,7 @@ class BPFLink(FDObject, Link):
     describe = Link.describe
 
     def info(self) -> LinkInfo:
-        i = obj_info(self.fd, LinkInfoStruct, self.describe())
-        try:
-            ltype: LinkType | int = LinkType(i.type)
-        except ValueError:
-            ltype = i.type
-        return LinkInfo(ltype, i.id, i.prog_id)
+        return LinkInfo.of_fd(self.fd, self.describe())
 
     @property
     def id(self) -> int:
@@ -126,7 +217,14 @@ class BPFLink(FDObject, Link):
     def detach(self) -> None:
         """Detach now, even if the link is pinned or shared (BPF_LINK_DETACH), then close."""
         _, err = bpf_errno(Cmd.LINK_DETACH, LinkDetachAttr(link_fd=self.fd))
-        if err and err not in (errno.EOPNOTSUPP, errno.EINVAL):
+        if err in (errno.EOPNOTSUPP, ENOTSUPP):
+            kind = self.info().type
+            name = kind.name.lower() if isinstance(kind, LinkType) else f"type {kind}"
+            raise NotSupportedError(f"detaching {name} links by force", reason="the kernel cannot detach this "
+                                    "link type while it is pinned or shared: unpin it and close every fd")
+        if err == errno.EINVAL:
+            raise NotSupportedError("BPF_LINK_DETACH", "5.9")
+        if err:
             raise kernel_error(err, f"cannot detach {self.describe()}")
         self.close()
 
@@ -208,6 +306,126 @@ class SocketFilterLink(Link):
         except OSError:
             pass  # already detached (or replaced by someone else)
         self._sock.close()
+
+
+class IterLink(BPFLink):
+    """A BPF iterator: each :meth:`open` / :meth:`read` runs the program over the kernel objects again."""
+
+    def open(self) -> io.BufferedReader:
+        """A new read-only file whose content is what the program writes (BPF_ITER_CREATE)."""
+        fd, err = bpf_errno(Cmd.ITER_CREATE, IterCreateAttr(link_fd=self.fd))
+        if err:
+            raise kernel_error(err, f"cannot start {self.describe()}")
+        return io.open(fd, "rb", closefd=True)
+
+    def read(self, text: bool = True) -> str | bytes:
+        """Run the iterator to the end: the program's output as text (or bytes with ``text=False``)."""
+        with self.open() as f:
+            chunks = []
+            while True:
+                try:
+                    chunk = f.read1(1 << 16)
+                except OSError as exc:
+                    raise kernel_error(exc.errno or errno.EIO, f"reading {self.describe()} failed") from None
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        data = b"".join(chunks)
+        return data.decode("utf-8", "replace") if text else data
+
+
+class ProgAttachLink(Link):
+    """A program attached with BPF_PROG_ATTACH (sockmap parsers and verdicts, cgroups on old kernels).
+
+    Such attachments are not file descriptors, so this object keeps its own
+    duplicates of the target and program fds and detaches (BPF_PROG_DETACH)
+    on close; it also goes away with the target (the map or cgroup).
+    """
+
+    kind = "attachment"
+
+    def __init__(self, target_fd: int, program: Any, attach_type: int, *, description: str = ""):
+        self._target = os.dup(target_fd)
+        try:
+            self._prog = os.dup(program.fd)
+        except BaseException:
+            os.close(self._target)
+            raise
+        self.attach_type = attach_type
+        self.program = program
+        self.description = description
+        self._closer = weakref.finalize(self, _prog_detach, self._target, self._prog, attach_type)
+
+    @property
+    def closed(self) -> bool:
+        return not self._closer.alive
+
+    def close(self) -> None:
+        if self._closer.alive:
+            self._closer()
+
+
+def _prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    try:
+        bpf_errno(Cmd.PROG_DETACH, ProgAttachAttr(target_fd=target_fd, attach_bpf_fd=prog_fd, attach_type=attach_type))
+    finally:
+        os.close(target_fd)
+        os.close(prog_fd)
+
+
+class TCFilterLink(Link):
+    """A cls_bpf filter in direct-action mode on a clsact qdisc (tc without tcx links).
+
+    Holds the rtnetlink socket of the namespace it was made in; close() deletes
+    the filter and, if this link created the clsact qdisc and no other filter
+    is left on it, the qdisc too.  A filter is not an fd the kernel cleans up
+    with the process, so the same happens when the link is garbage-collected
+    or the interpreter exits (a SIGKILLed process leaves it: remove it with tc).
+    """
+
+    kind = "tc filter"
+
+    def __init__(self, route: Any, ifindex: int, parent: int, handle: int, priority: int, created_qdisc: bool,
+                 program: Any, *, description: str = ""):
+        self.route = route
+        self.ifindex = ifindex
+        self.parent = parent
+        self.handle = handle
+        self.priority = priority
+        self.created_qdisc = created_qdisc
+        self.program = program
+        self.description = description
+        self._remover = weakref.finalize(self, _remove_tc_filter, route, ifindex, parent, handle, priority,
+                                         created_qdisc)
+
+    @property
+    def closed(self) -> bool:
+        return not self._remover.alive
+
+    def close(self) -> None:
+        if self._remover.alive:
+            self._remover()
+
+
+def _remove_tc_filter(route: Any, ifindex: int, parent: int, handle: int, priority: int, created_qdisc: bool) -> None:
+    from .netlink import tc_parent
+
+    gone = (errno.ENOENT, errno.ENODEV, errno.EINVAL)  # the filter, qdisc or device is already gone
+    try:
+        try:
+            route.delete_filter(ifindex, parent, handle, priority)
+        except BPFError as exc:
+            if getattr(exc, "errno", None) not in gone:
+                raise
+        if created_qdisc:
+            try:
+                if not [m for d in ("ingress", "egress") for m in route.filters(ifindex, tc_parent(d))]:
+                    route.delete_clsact(ifindex)
+            except BPFError as exc:
+                if getattr(exc, "errno", None) not in gone:
+                    raise
+    finally:
+        route.close()
 
 
 class LinkGroup(Link):

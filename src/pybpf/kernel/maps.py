@@ -104,10 +104,11 @@ class FDValueCodec:
     """Values of fd maps (prog array, map-in-map, perf event array, sockmap...).
 
     Updates take a live object (anything with ``fileno()``/``fd``) or an fd
-    number; lookups return the kernel id of the stored object.
+    number; lookups return the kernel id of the stored object (the socket cookie for sockmaps).
     """
 
-    size = 4
+    def __init__(self, size: int = 4):
+        self.size = size  # 8 for sockmaps whose lookups return u64 socket cookies
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, FDObject):
@@ -116,10 +117,10 @@ class FDValueCodec:
             value = value.fileno()
         if not isinstance(value, int) or value < 0:
             raise MapError(f"expected a Map, Program, socket or fd number, not {value!r}")
-        return value.to_bytes(4, "little")
+        return value.to_bytes(self.size, "little")
 
     def decode(self, data: bytes | memoryview) -> int:
-        return int.from_bytes(data[:4], "little")
+        return int.from_bytes(data[:self.size], "little")
 
 
 class Map(FDObject):
@@ -151,7 +152,7 @@ class Map(FDObject):
         self._ncpus = possible_cpu_count() if self.per_cpu else 1
         self._stride = _round8(self.value_size) if self.per_cpu else self.value_size
         self.key_codec = as_codec(key_codec, self.key_size)
-        default_value = FDValueCodec() if self.type in FD_VALUE_TYPES else None
+        default_value = FDValueCodec(self.value_size) if self.type in FD_VALUE_TYPES and self.value_size in (4, 8) else None
         self.value_codec = as_codec(value_codec or default_value, self.value_size)
         self.pinned_path: str | None = None
         self._batch_ok = self.type in _BATCH_TYPES
@@ -306,6 +307,11 @@ class Map(FDObject):
         _, err = bpf_errno(Cmd.MAP_FREEZE, MapElemAttr(map_fd=self.fd))
         if err:
             raise self._error(err, "freeze")
+
+    @property
+    def ncpus(self) -> int:
+        """Values per entry: the possible CPUs for per-CPU maps, else 1."""
+        return self._ncpus
 
     def describe(self) -> str:
         return f"{_type_name(self.type)} map {self.name!r}" if self.name else f"{_type_name(self.type)} map"
@@ -672,13 +678,65 @@ class BloomFilterMap(Map):
 class MapOfMaps(Map):
     """Array/hash of maps: store Map objects (or fds); lookups give inner map ids."""
 
-    def inner(self, key: Any) -> Map:
-        """Open the inner map stored at ``key``."""
-        return Map.from_id(self[key])
+    def inner(self, key: Any, default: Any = KeyError) -> Map:
+        """Open the inner map stored at ``key`` (a new Map object the caller closes)."""
+        inner_id = self.lookup(key)
+        if inner_id is None:
+            if default is KeyError:
+                raise KeyError(key)
+            return default
+        return Map.from_id(inner_id)
 
 
 class ProgArray(Map):
-    """Program array for tail calls: store Program objects (or fds); lookups give program ids."""
+    """Program array for tail calls: store Program objects (or fds); lookups give program ids.
+
+    Slots and programs can be named: :meth:`bind` gives the names of slots
+    (``{"ipv4": 0, "ipv6": 1}``, often an enum of the BPF program) and where
+    program names are looked up (a Collection's ``programs``), so that
+    ``prog_array["ipv4"] = "handle_ipv4"`` works, as does ``fill({...})``.
+    """
+
+    slots: dict[str, int] | None = None
+    programs: Any = None
+
+    def bind(self, programs: Any = None, slots: dict[str, int] | None = None) -> "ProgArray":
+        if programs is not None:
+            self.programs = getattr(programs, "programs", programs)
+        if slots is not None:
+            bad = {k: v for k, v in slots.items() if not 0 <= v < self.max_entries}
+            if bad:
+                raise MapError(f"{self.describe()}: slots {bad} are outside 0..{self.max_entries - 1}")
+            self.slots = dict(slots)
+        return self
+
+    def _key_bytes(self, key: Any) -> bytes:
+        if isinstance(key, str):
+            if not self.slots or key not in self.slots:
+                known = ", ".join(self.slots or ()) or "none; name them with bind(slots={...})"
+                raise MapError(f"{self.describe()}: no slot named {key!r} (slots: {known})")
+            key = self.slots[key]
+        return super()._key_bytes(key)
+
+    def _value_bytes(self, value: Any) -> bytes:
+        if isinstance(value, str):
+            if self.programs is None or value not in self.programs:
+                known = ", ".join(self.programs or ()) if self.programs is not None else \
+                    "none; bind(programs=collection) first"
+                raise MapError(f"{self.describe()}: no program named {value!r} (programs: {known})")
+            value = self.programs[value]
+        return super()._value_bytes(value)
+
+    def fill(self, entries: dict[Any, Any]) -> None:
+        """Set several slots at once: {slot index or name: Program or program name}."""
+        for key, value in entries.items():
+            self[key] = value
+
+    def program(self, key: Any) -> Any:
+        """Open the program stored at ``key`` (a new Program object the caller closes)."""
+        from .program import Program
+
+        return Program.from_id(self[key])
 
 
 class RingBuf(Map):
@@ -704,6 +762,14 @@ _CLASS_FOR: dict[int, type[Map]] = {
 
 
 def _class_for(map_type: int) -> type[Map]:
+    if map_type == MapType.STACK_TRACE and map_type not in _CLASS_FOR:
+        from .stacks import StackTraceMap
+
+        _CLASS_FOR[MapType.STACK_TRACE] = StackTraceMap
+    if map_type == MapType.PERF_EVENT_ARRAY and map_type not in _CLASS_FOR:
+        from .perfbuf import PerfEventArray
+
+        _CLASS_FOR[MapType.PERF_EVENT_ARRAY] = PerfEventArray
     return _CLASS_FOR.get(map_type, Map)
 
 

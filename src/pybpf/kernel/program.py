@@ -89,7 +89,38 @@ class ProgramInfo:
     run_count: int
     verified_insns: int
     gpl_compatible: bool
-    load_time: int
+    load_time: int  # ns since boot; see introspect.loaded_at for the wall clock
+    uid: int = 0
+    recursion_misses: int = 0
+    ifindex: int = 0
+    attach_btf_id: int = 0
+    attach_btf_obj_id: int = 0
+    nr_func_info: int = 0
+    nr_line_info: int = 0
+    nr_jited_ksyms: int = 0
+
+
+def program_info(fd: int, what: str = "program") -> ProgramInfo:
+    """BPF_OBJ_GET_INFO_BY_FD of a program fd (the fd stays the caller's)."""
+    first = obj_info(fd, ProgInfoStruct, what)
+    ids = (ctypes.c_uint32 * max(first.nr_map_ids, 1))()
+
+    def prepare(info: ProgInfoStruct) -> None:
+        info.nr_map_ids = first.nr_map_ids
+        info.map_ids = ctypes.addressof(ids)
+
+    i = obj_info(fd, ProgInfoStruct, what, prepare) if first.nr_map_ids else first
+    try:
+        ptype: ProgType | int = ProgType(i.type)
+    except ValueError:
+        ptype = i.type
+    return ProgramInfo(
+        ptype, i.id, i.name.decode(errors="replace"), bytes(i.tag).hex(), i.xlated_prog_len,
+        i.jited_prog_len, tuple(ids[:min(i.nr_map_ids, first.nr_map_ids)]), i.btf_id, i.run_time_ns,
+        i.run_cnt, i.verified_insns, bool(i.gpl_compatible & 1), i.load_time, i.created_by_uid,
+        i.recursion_misses, i.ifindex, i.attach_btf_id, i.attach_btf_obj_id, i.nr_func_info, i.nr_line_info,
+        i.nr_jited_ksyms,
+    )
 
 
 class Program(FDObject):
@@ -249,23 +280,7 @@ class Program(FDObject):
     # -- kernel object -------------------------------------------------------
 
     def info(self) -> ProgramInfo:
-        first = obj_info(self.fd, ProgInfoStruct, self.describe())
-        ids = (ctypes.c_uint32 * max(first.nr_map_ids, 1))()
-
-        def prepare(info: ProgInfoStruct) -> None:
-            info.nr_map_ids = first.nr_map_ids
-            info.map_ids = ctypes.addressof(ids)
-
-        i = obj_info(self.fd, ProgInfoStruct, self.describe(), prepare) if first.nr_map_ids else first
-        try:
-            ptype: ProgType | int = ProgType(i.type)
-        except ValueError:
-            ptype = i.type
-        return ProgramInfo(
-            ptype, i.id, i.name.decode(errors="replace"), bytes(i.tag).hex(), i.xlated_prog_len,
-            i.jited_prog_len, tuple(ids[:min(i.nr_map_ids, first.nr_map_ids)]), i.btf_id, i.run_time_ns,
-            i.run_cnt, i.verified_insns, bool(i.gpl_compatible & 1), i.load_time,
-        )
+        return program_info(self.fd, self.describe())
 
     @property
     def id(self) -> int:
@@ -403,6 +418,78 @@ class Program(FDObject):
 
         return attach_socket_filter(self, sock)
 
+    def attach_tcx(self, interface: str | int, direction: str = "ingress", *, before: Any = None, after: Any = None,
+                   expected_revision: int = 0):
+        from .attach_net import attach_tcx
+
+        return attach_tcx(self, interface, direction, before=before, after=after, expected_revision=expected_revision)
+
+    def attach_tc(self, interface: str | int, direction: str = "ingress", *, priority: int = 0, handle: int = 0,
+                  mode: str = "auto"):
+        from .attach_net import attach_tc
+
+        return attach_tc(self, interface, direction, priority=priority, handle=handle, mode=mode)
+
+    def attach_netkit(self, interface: str | int, peer: bool = False, *, before: Any = None, after: Any = None):
+        from .attach_net import attach_netkit
+
+        return attach_netkit(self, interface, peer, before=before, after=after)
+
+    def attach_netfilter(self, *, family: str | int = "ipv4", hook: str | int = "input", priority: int = 0,
+                         defrag: bool = False):
+        from .attach_net import attach_netfilter
+
+        return attach_netfilter(self, family=family, hook=hook, priority=priority, defrag=defrag)
+
+    def attach_sk_lookup(self, netns: str | int | None = None):
+        from .attach_net import attach_sk_lookup
+
+        return attach_sk_lookup(self, netns)
+
+    def attach_sockmap(self, sockmap: Any, hook: str | None = None):
+        from .attach_net import attach_sockmap
+
+        return attach_sockmap(self, sockmap, hook)
+
+    def attach_cgroup(self, cgroup: str | os.PathLike | int, hook: Any = None, *, before: Any = None, after: Any = None):
+        """Attach to a cgroup v2 directory; ``hook`` defaults to the one the program was loaded for."""
+        from .cgroup import attach_cgroup, hook_of
+
+        if hook is None:
+            if self.expected_attach_type is None:
+                raise BPFError(f"{self.describe()}: say which cgroup hook (hook='ingress', 'connect4', ...)")
+            hook = hook_of(self.expected_attach_type) if self.type != ProgType.CGROUP_SOCK or self.expected_attach_type \
+                else "sock_create"
+        return attach_cgroup(self, cgroup, hook, before=before, after=after)
+
+    def attach_iter(self, **options: Any):
+        """An iterator link (``map=``, ``cgroup=``/``order=``, ``tid=``/``pid=``); read it with ``.read()``."""
+        from .iterator import attach_iter
+
+        return attach_iter(self, **options)
+
+    def attach_kprobe(self, function: str, offset: int = 0, *, retprobe: bool = False, cookie: int = 0):
+        from .kprobe import attach_kprobe
+
+        return attach_kprobe(self, function, offset, retprobe=retprobe, cookie=cookie)
+
+    def attach_ksyscall(self, syscall: str, *, retprobe: bool = False, cookie: int = 0):
+        from .kprobe import attach_ksyscall
+
+        return attach_ksyscall(self, syscall, retprobe=retprobe, cookie=cookie)
+
+    def attach_kprobe_multi(self, functions: Any, *, retprobe: bool = False, cookies: Sequence[int] = ()):
+        from .kprobe import attach_kprobe_multi
+
+        return attach_kprobe_multi(self, functions, retprobe=retprobe, cookies=cookies)
+
+    def attach_usdt(self, binary: str, provider: str, name: str, *, pid: int | None = None, cookie: int = 0,
+                    specs_map: Any = None, ip_map: Any = None, use_bpf_cookie: bool | None = None):
+        from .usdt import attach_usdt
+
+        return attach_usdt(self, binary, provider, name, pid=pid, cookie=cookie, specs_map=specs_map, ip_map=ip_map,
+                           use_bpf_cookie=use_bpf_cookie)
+
 
 def _load_error(err: int, ptype: int, label: str, name: str, log: str,
                 source_lines: Sequence[SourceLine], expected_attach_type: int | None) -> BPFError:
@@ -412,9 +499,11 @@ def _load_error(err: int, ptype: int, label: str, name: str, log: str,
         kind = _TRAMPOLINE_KINDS.get(expected_attach_type, "")
         kind = {ProgType.LSM: "LSM programs", ProgType.EXT: "freplace (EXT) programs"}.get(
             ptype, f"{kind or 'TRACING'} programs")
+        from .features import trampoline_refusal_cause
+
         return NotSupportedError(
-            kind, reason="the kernel refused to load one with EPERM although every capability is present "
-                         "(BPF trampolines/LSM hooks are disabled or locked down in this kernel)")
+            kind, reason="the kernel refuses BPF trampolines here (EPERM although CAP_BPF, CAP_PERFMON and "
+                         f"CAP_SYS_ADMIN are present): {trampoline_refusal_cause()}")
     if err in (errno.EPERM, errno.EACCES):
         return kernel_error(err, f"cannot load {label}", _caps_for(ptype))
     if err == errno.EINVAL:

@@ -267,6 +267,30 @@ class XDPFlags(IntFlag):
     REPLACE = 1 << 4
 
 
+class AttachFlags(IntFlag):
+    """Flags of BPF_PROG_ATTACH and BPF_LINK_CREATE (ordering of multi-program hooks)."""
+
+    ALLOW_OVERRIDE = 1 << 0
+    ALLOW_MULTI = 1 << 1
+    REPLACE = 1 << 2
+    BEFORE = 1 << 3
+    AFTER = 1 << 4
+    ID = 1 << 5
+    LINK = 1 << 13
+
+
+class StatsType(IntEnum):
+    RUN_TIME = 0
+
+
+# Netfilter protocol families and hooks (BPF_LINK_TYPE_NETFILTER).
+NFPROTO_IPV4 = 2
+NFPROTO_IPV6 = 10
+NF_INET_HOOKS = {"prerouting": 0, "input": 1, "local_in": 1, "forward": 2, "output": 3, "local_out": 3,
+                 "postrouting": 4}
+NETFILTER_IP_DEFRAG = 1
+
+
 class TestRunFlags(IntFlag):
     RUN_ON_CPU = 1 << 0
     XDP_LIVE_FRAMES = 1 << 1

@@ -1,0 +1,131 @@
+"""Shared by the bpftool-style verbs (prog, map, link, btf): naming objects, JSON output.
+
+Objects are named like bpftool names them: ``ID``, ``id ID``, ``pinned PATH``,
+``name NAME`` (every object of that name) and, for programs, ``tag TAG``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from ..errors import BPFError
+from ..kernel.introspect import each_object, fdinfo
+from ..kernel.syscall import Cmd, close_fd, fd_by_id, fd_kind, obj_get
+
+_WHAT = {"prog": "program", "map": "map", "link": "link", "btf": "BTF object"}
+_GET_FD = {"prog": Cmd.PROG_GET_FD_BY_ID, "map": Cmd.MAP_GET_FD_BY_ID, "link": Cmd.LINK_GET_FD_BY_ID,
+           "btf": Cmd.BTF_GET_FD_BY_ID}
+_ID_KEY = {"prog": "prog_id", "map": "map_id", "link": "link_id", "btf": "btf_id"}
+
+
+def selector_help(kind: str) -> str:
+    extra = " | tag TAG" if kind == "prog" else ""
+    return f"ID | id ID | pinned PATH | name NAME{extra}"
+
+
+def split_selector(kind: str, tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``tokens`` into the object selector and what follows it."""
+    if not tokens:
+        raise BPFError(f"name a {_WHAT[kind]}: {selector_help(kind)}")
+    if tokens[0] in ("id", "pinned", "name", "tag"):
+        if len(tokens) < 2:
+            raise BPFError(f"'{tokens[0]}' needs a value ({selector_help(kind)})")
+        return tokens[:2], tokens[2:]
+    return tokens[:1], tokens[1:]
+
+
+def open_selected(kind: str, selector: list[str]) -> list[int]:
+    """fds of the objects a selector names (the caller closes them); BPFError when none match."""
+    what = _WHAT[kind]
+    if len(selector) == 1:
+        if not selector[0].isdigit():
+            raise BPFError(f"{selector[0]!r} is not a {what} id; use {selector_help(kind)}")
+        return [fd_by_id(_GET_FD[kind], int(selector[0]), what)]
+    how, value = selector
+    if how == "id":
+        if not value.isdigit():
+            raise BPFError(f"{value!r} is not a {what} id")
+        return [fd_by_id(_GET_FD[kind], int(value), what)]
+    if how == "pinned":
+        fd = obj_get(value, what)
+        if fd_kind(fd) != kind:
+            found = fd_kind(fd)
+            close_fd(fd)
+            raise BPFError(f"{value} is a pinned {found or 'object'}, not a {what}")
+        return [fd]
+    if how == "tag" and kind != "prog":
+        raise BPFError(f"only programs have tags; use {selector_help(kind)}")
+    fds = []
+    for _obj_id, fd in each_object(kind):
+        rec_name, rec_tag = _name_and_tag(kind, fd)
+        if (how == "name" and rec_name == value) or (how == "tag" and rec_tag == value.lower()):
+            fds.append(fd)
+        else:
+            close_fd(fd)
+    if not fds:
+        raise BPFError(f"no {what} with {how} {value!r}")
+    return fds
+
+
+def _name_and_tag(kind: str, fd: int) -> tuple[str, str]:
+    if kind == "prog":
+        from ..kernel.introspect import full_name
+        from ..kernel.program import program_info
+
+        info = program_info(fd)
+        return full_name(fd, info), info.tag
+    if kind == "map":
+        from ..kernel.maps import MapInfo
+
+        return MapInfo.of_fd(fd).name, ""
+    if kind == "btf":
+        from ..kernel.btf_object import btf_info
+
+        return btf_info(fd).name, ""
+    return "", ""
+
+
+def each_selected(kind: str, tokens: list[str] | None) -> Iterator[int]:
+    """fds of the selected objects, or of every object of ``kind`` when ``tokens`` is empty; each fd
+    is closed after the consumer moves on."""
+    fds = open_selected(kind, split_selector(kind, tokens)[0]) if tokens else None
+    if fds is None:
+        for _obj_id, fd in each_object(kind):
+            try:
+                yield fd
+            finally:
+                close_fd(fd)
+        return
+    try:
+        for fd in fds:
+            yield fd
+    finally:
+        for fd in fds:
+            close_fd(fd)
+
+
+def object_id(kind: str, fd: int) -> int:
+    return int(fdinfo(fd).get(_ID_KEY[kind], 0))
+
+
+def print_json(value: Any, pretty: bool) -> None:
+    """bpftool -j (compact) or -p (pretty) output."""
+    if pretty:
+        print(json.dumps(value, indent=4))
+    else:
+        print(json.dumps(value, separators=(",", ":")))
+
+
+def add_output_options(parser: Any) -> None:
+    parser.add_argument("-j", "--json", action="store_true", help="JSON output (like bpftool -j)")
+    parser.add_argument("-p", "--pretty", action="store_true", help="indented JSON output (like bpftool -p)")
+    parser.add_argument("-f", "--bpffs", action="store_true",
+                        help="also show where objects are pinned on /sys/fs/bpf (like bpftool -f)")
+    parser.add_argument("--pids", action="store_true",
+                        help="also show which processes hold each object (scans /proc)")
+
+
+def wants_json(args: Any) -> bool:
+    return bool(args.json or args.pretty)
+
