@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from pybpf.errors import InstructionError, VMError, VMFault
 from pybpf.isa import Instruction as I
@@ -123,17 +124,34 @@ def test_atomics_fetch_and_cmpxchg():
 # --- random programs: both engines must agree exactly ---------------------------------------------
 
 
+def _outcome(code, engine):
+    """(r0 or the fault message, the stack, instructions executed) of a run."""
+    vm = VM(engine=engine)
+    prog = vm.load(code)
+    try:
+        r0 = vm.execute(prog)
+    except VMFault as exc:
+        r0 = (exc.pc, str(exc))
+    return r0, bytes(vm.stack_regions[0].buffer), vm.last_instructions
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=programs(), regs=register_values, stack=stack_values)
+@given(body=hs.one_of(programs(), programs(loop=True)), regs=register_values, stack=stack_values)
 def test_random_programs_agree_between_engines(body, regs, stack):
     code = with_prologue(body, regs, stack) + [stx(8, 10, -72 - 8 * r, r) for r in range(10)] + [EXIT]
-    outcome = []
-    for engine in ENGINES:
-        vm = VM(engine=engine)
-        prog = vm.load(code)
-        r0 = vm.execute(prog)
-        outcome.append((r0, bytes(vm.stack_regions[0].buffer)))
-    assert outcome[0] == outcome[1]
+    assert _outcome(code, "interpreter") == _outcome(code, "compiled")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=programs(max_len=12), regs=register_values, stack=stack_values,
+       access=hs.tuples(hs.sampled_from([1, 2, 4, 8]), hs.integers(0, 9), hs.integers(-600, 600), hs.booleans()))
+def test_faults_agree_between_engines(body, regs, stack, access):
+    """A load or store through an arbitrary register: both engines fault at the same instruction
+    with the same message, or both succeed."""
+    size, reg, off, store = access
+    probe = stx(size, reg, off, 1) if store else ldx(size, 0, reg, off)
+    code = with_prologue(body, regs, stack) + [mov(5, src=10), alu("add", 5, None, -256), probe, EXIT]
+    assert _outcome(code, "interpreter") == _outcome(code, "compiled")
 
 
 # --- calls, tail calls, callx ------------------------------------------------------------------------

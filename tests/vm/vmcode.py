@@ -134,12 +134,19 @@ def _stack(draw):
 
 
 @hs.composite
-def programs(draw, max_len: int = 24, jumps: bool = True, memory: bool = True, v4: bool = True) -> list[I]:
+def programs(draw, max_len: int = 24, jumps: bool = True, memory: bool = True, v4: bool = True,
+             loop: bool = False) -> list[I]:
     """A random program body: ALU, byte swaps, forward jumps and stack accesses over r0-r9.
 
     The body assumes every register and the eight stack slots below r10 hold values (see
-    ``with_prologue``); it never reads r10 as a value and never jumps out of itself.
+    ``with_prologue``); it never reads r10 as a value and never jumps out of itself.  With
+    ``loop`` the body runs 1-4 times, counted in r9 (which the body then leaves alone).
     """
+    if loop:
+        inner = draw(programs(max_len, jumps, memory, v4))
+        inner = [i if not _writes(i, 9) else i.replace(dst=8) if i.dst == 9 else i.replace(src=8) for i in inner]
+        count = draw(hs.integers(1, 4))
+        return [mov(9, count), *inner, alu("add", 9, None, -1), jmp("jne", 9, -(len(inner) + 2), imm=0)]
     n = draw(hs.integers(1, max_len))
     kinds = ["alu"] * 6 + ["end"] + (["jmp"] * 2 if jumps else []) + (["mem"] * 2 if memory else [])
     body: list[I] = []
@@ -167,6 +174,15 @@ def programs(draw, max_len: int = 24, jumps: bool = True, memory: bool = True, v
                 insn = insn.replace(opcode=0x61 | (insn.opcode & 0x18))
         body.append(insn)
     return body
+
+
+def _writes(insn: I, reg: int) -> bool:
+    """Whether ``insn`` may change register ``reg`` (its dst, or its src for fetching atomics)."""
+    if insn.opcode & 0x07 in (0x04, 0x07) or insn.opcode & 0x07 == 0x01 or insn.opcode == 0x18:
+        return insn.dst == reg
+    if insn.opcode & 0xE0 == 0xC0 and insn.opcode & 0x07 == 0x03:
+        return insn.src == reg if insn.imm & 1 and insn.imm != 0xF1 else (reg == 0 and insn.imm == 0xF1)
+    return False
 
 
 def with_prologue(body: list[I], values: list[int], stack: list[int]) -> list[I]:

@@ -99,12 +99,7 @@ class CompiledProgram:
                 env[f"h{pc}"] = partial(h.func, vm)
         self.env = env
         for fn in prog.functions:
-            mark = len(out.lines)
-            try:
-                _FunctionCompiler(prog, fn, out).emit()
-            except _TooLarge:
-                del out.lines[mark:], out.pcs[mark:]
-                _FunctionCompiler(prog, fn, out, duplicate=False).emit()
+            _emit_function(prog, fn, out)
         source = "\n".join(out.lines) + "\n"
         self.source = source
         self.pcs = out.pcs
@@ -259,7 +254,10 @@ class _FunctionCompiler:
     SMALL_BLOCK = 6
     GROWTH = 3
 
-    def __init__(self, prog: "VMProgram", fn: "Function", out: _Emitter, duplicate: bool = True):
+    MAX_INDENT = 40  # deeper inlining gets a dispatch arm instead (CPython's compiler has nesting limits)
+
+    def __init__(self, prog: "VMProgram", fn: "Function", out: _Emitter, duplicate: bool = True,
+                 forced: frozenset[int] = frozenset()):
         self.prog = prog
         self.fn = fn
         self.out = out
@@ -278,7 +276,7 @@ class _FunctionCompiler:
                 return False  # a return needs no dispatch
             return not (duplicate and b.end - b.start <= self.SMALL_BLOCK)
 
-        self.dispatch = {s for s, b in self.blocks.items() if needs_arm(s, b)}
+        self.dispatch = {s for s, b in self.blocks.items() if needs_arm(s, b) or s in forced}
         entry_has_preds = any(p in reachable for p in blocks[entry].preds)
         if entry_has_preds:
             self.dispatch.add(entry)
@@ -333,6 +331,8 @@ class _FunctionCompiler:
         """Continue at block ``target``: inline it, or loop back, or set b and leave to the dispatch loop
         (``leave`` is "continue" directly in the dispatch loop, "break" inside a nested loop)."""
         if target not in self.dispatch:
+            if indent > self.MAX_INDENT:
+                raise _TooDeep(target)
             self.block(target, indent, loop_head, leave, path)
             return
         flush = path.flush()
@@ -518,8 +518,8 @@ class _FunctionCompiler:
         if op == AluOp.MOD:
             if insn.off:
                 return f"{d} = SMOD({d}, {operand}, 64)", False, False
-            if x:
-                return f"{d} = {d} % {s} if {s} else {d}", dn or sn, False
+            if x:  # by zero keeps dst: below 2**32 only if dst was
+                return f"{d} = {d} % {s} if {s} else {d}", dn, False
             return (f"{d} = {d} % {operand}" if imm else "pass"), dn or (0 < imm < T32), False
         raise VMError(f"unknown ALU operation {insn.opcode:#04x}")
 
@@ -688,6 +688,27 @@ class _FunctionCompiler:
 
 class _TooLarge(Exception):
     """Copying small join blocks made a function too large: compile it again without copies."""
+
+
+class _TooDeep(Exception):
+    """Inlining nested too deep at a block: compile again with a dispatch arm for it."""
+
+    def __init__(self, block: int):
+        self.block = block
+
+
+def _emit_function(prog: "VMProgram", fn: "Function", out: _Emitter) -> None:
+    duplicate, forced = True, frozenset()
+    while True:
+        mark = len(out.lines)
+        try:
+            _FunctionCompiler(prog, fn, out, duplicate, forced).emit()
+            return
+        except _TooLarge:
+            duplicate = False
+        except _TooDeep as deep:
+            forced |= {deep.block}
+        del out.lines[mark:], out.pcs[mark:]
 
 
 def _signed_imm_condition(op: int, d: str, imm: int, unsigned: int, sign: int) -> str:
