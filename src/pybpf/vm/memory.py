@@ -156,34 +156,37 @@ class Memory:
 def describe_access(memory: Memory, address: int, size: int, write: bool, what: str = "") -> str:
     """Why an access of ``size`` bytes at ``address`` is invalid, in words a user can act on."""
     verb = "write" if write else "read"
+    access = f"{verb} of {size} byte{'s' if size != 1 else ''}"
     prefix = f"{what}: " if what and what not in ("load", "store") else ""
     address &= M64
     rid = address >> OFFSET_BITS
     off = address & OFFSET_MASK
+    regions = memory.regions
+    # An offset in the unmapped upper half of a slot is a pointer that ran off the start of the
+    # region above (or past the end of this one): name the region it came from.
+    if off >= MAX_REGION_SIZE:
+        above = regions[rid + 1] if rid + 1 < len(regions) else None
+        if above is not None and above.buffer is not None:
+            back = (1 << OFFSET_BITS) - off
+            return (f"{prefix}{access} at offset -{back} of {above.name} (size {above.size}): before the start "
+                    "of the region")
+        return f"{prefix}{access} at address {address:#x}: not a mapped address"
     if rid == 0:
-        return f"{prefix}{verb} of {size} bytes at address {address:#x}: null pointer dereference"
-    region = memory.regions[rid] if rid < len(memory.regions) else None
-    # An offset in the unmapped upper half of a slot is almost always a pointer that ran off the
-    # start of the region above: name that one.
-    if off >= MAX_REGION_SIZE and rid + 1 < len(memory.regions) and memory.regions[rid + 1] is not None:
-        above = memory.regions[rid + 1]
-        back = (1 << OFFSET_BITS) - off
-        return (f"{prefix}{verb} of {size} bytes at offset -{back} of {above.name} (size {above.size}): "
-                "before the start of the region")
+        return f"{prefix}{access} at address {address:#x}: null pointer dereference"
+    region = regions[rid] if rid < len(regions) else None
     if region is None:
-        return f"{prefix}{verb} of {size} bytes at address {address:#x}: not a mapped address"
+        return f"{prefix}{access} at address {address:#x}: not a mapped address"
     if region.buffer is None or (memory.read[rid] is None and memory.write[rid] is None):
         if region.kind == "ctx":
-            return (f"{prefix}{verb} of {size} bytes at offset {off} of {region.name}: the context may only be "
-                    "accessed directly through the pointer the program received (ctx + constant offset)")
+            return (f"{prefix}{access} at offset {off} of {region.name}: the context may only be accessed "
+                    "directly through the pointer the program received (ctx + constant offset)")
         state = "no longer valid" if region.buffer is not None else "not memory"
-        return f"{prefix}{verb} of {size} bytes at offset {off} of {region.name}: the region is {state}"
+        return f"{prefix}{access} at offset {off} of {region.name}: the region is {state}"
     if write and memory.write[rid] is None:
-        return f"{prefix}write of {size} bytes at offset {off} of {region.name}: the region is read-only"
+        return f"{prefix}{access} at offset {off} of {region.name}: the region is read-only"
     if off + size > region.size:
-        return (f"{prefix}{verb} of {size} bytes at offset {off} of {region.name} (size {region.size}): "
-                "out of bounds")
-    return f"{prefix}{verb} of {size} bytes at offset {off} of {region.name}: invalid access"
+        return f"{prefix}{access} at offset {off} of {region.name} (size {region.size}): out of bounds"
+    return f"{prefix}{access} at offset {off} of {region.name}: invalid access"
 
 
 # Struct accessors shared by the interpreter and the compiled code.
