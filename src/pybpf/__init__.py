@@ -28,6 +28,9 @@ from .errors import (
     VMFault,
 )
 
+from .object import ObjectSpec
+from .object.compile import compile
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "BTFError",
     "BTFLoadError",
     "CompileError",
+    "compile",
     "CORERelocationError",
     "ELFError",
     "FilterSyntaxError",
@@ -47,6 +51,7 @@ __all__ = [
     "MapError",
     "NotSupportedError",
     "ObjectError",
+    "ObjectSpec",
     "VerifierError",
     "VMError",
     "VMFault",

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prog", "map", "link", "btf", "feature",
     "capture",
     "seccomp",
+    "object",
 )
 
 
