@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from .context import Context, RawContext, SkbContext, TracepointFormat, XDPContext
 from .events import PerfBufReader, PerfEventArray, RingBuf, RingBufReader
 from .helpers import Helper, HelperRegistry, default_helpers, unwind_helper_registry
+from .loader import LiveData, VMObject, load_spec
 from .machine import DEFAULT_BUDGET, VM, Identity, Run
 from .maps import (
     ArrayMap, BloomFilterMap, HashMap, LPMTrieMap, LRUHashMap, MapOfMaps, ProgArray, QueueMap, StackTraceMap, VMMap,
@@ -41,6 +42,6 @@ __all__ = [
     "ArrayMap", "BloomFilterMap", "Context", "DEFAULT_BUDGET", "HashMap", "Helper", "HelperRegistry", "Identity",
     "LPMTrieMap", "LRUHashMap", "MapOfMaps", "PerfBufReader", "PerfEventArray", "ProgArray", "QueueMap",
     "RawContext", "RingBuf", "RingBufReader", "Run", "SkbContext", "StackTraceMap", "TestRunResult",
-    "TracepointFormat", "VM", "VMMap", "VMProgram", "XDPContext", "default_helpers", "run",
-    "unwind_helper_registry",
+    "TracepointFormat", "VM", "VMMap", "VMObject", "VMProgram", "XDPContext", "LiveData", "default_helpers",
+    "load_spec", "run", "unwind_helper_registry",
 ]

@@ -39,6 +39,7 @@ PAGE = 4096
 XDP_MAX_DATA = PAGE - XDP_PACKET_HEADROOM - SKB_SHARED_INFO
 SKB_MAX_DATA = PAGE - NET_SKB_PAD - SKB_SHARED_INFO
 LOOPBACK_IFINDEX = 1
+MAX_METALEN = 255  # skb_shared_info.meta_len is a u8; metadata lengths are also multiples of 4
 
 
 class Context:
@@ -215,10 +216,10 @@ class XDPContext(Context):
         if ctx_in is not None:
             md = bytes(ctx_in).ljust(24, b"\0")
             data, data_end, data_meta, ifindex, rxq, egress = struct.unpack_from("<6I", md)
-            if data_meta or data_end != len(packet) or data > data_end or data % 4 or data > 32 or egress or \
+            if data_meta or data_end != len(packet) or data > data_end or data % 4 or data > MAX_METALEN or egress or \
                     (not ifindex and rxq) or any(md[24:]):
                 raise VMError("invalid xdp_md for a test run: data_meta and egress_ifindex must be 0, data_end the "
-                              "packet length and data (the metadata length) a multiple of 4 up to 32")
+                              f"packet length and data (the metadata length) a multiple of 4 up to {MAX_METALEN}")
             meta_len = data
             if ifindex:
                 self.ingress_ifindex, self.rx_queue_index = ifindex, rxq
@@ -285,7 +286,7 @@ class XDPContext(Context):
         metalen = self.data - meta
         if meta < self.hard_start + XDP_FRAME_SIZE or meta > self.data:
             return -22
-        if metalen % 4 or metalen > 32:
+        if metalen % 4 or metalen > MAX_METALEN:
             return -13
         self.data_meta = meta
         self._remap()
@@ -398,13 +399,11 @@ class SkbContext(Context):
         self._set("protocol", int.from_bytes(proto if int.from_bytes(proto, "big") >= 0x600 else
                                              (b"\x00\x01" if packet[ETH_HLEN:ETH_HLEN + 2] == b"\xff\xff"
                                               else b"\x00\x04"), "little"))
+        # eth_type_trans() against the loopback device, whose address and broadcast address are all
+        # zeros: PACKET_HOST for its own address, PACKET_MULTICAST for any group address (ff:ff:... too),
+        # PACKET_OTHERHOST otherwise.
         dest = eth[:6]
-        if dest == bytes(6):
-            pkt_type = 0  # PACKET_HOST: the loopback device's address is all zeros
-        elif dest[0] & 1:
-            pkt_type = 1 if dest == b"\xff" * 6 else 2  # PACKET_BROADCAST / PACKET_MULTICAST
-        else:
-            pkt_type = 3  # PACKET_OTHERHOST
+        pkt_type = 0 if dest == bytes(6) else 2 if dest[0] & 1 else 3
         self._set("pkt_type", pkt_type)
         if not self._get("ifindex") or self._get("ifindex") == 0:
             self._set("ifindex", LOOPBACK_IFINDEX)

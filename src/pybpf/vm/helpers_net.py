@@ -169,24 +169,38 @@ def l4_csum_replace(vm, ctx: int, offset: int, frm: int, to: int, flags: int) ->
     return 0
 
 
-@helper("csum_diff", 5)
-def csum_diff(vm, frm: int, from_size: int, to: int, to_size: int, seed: int) -> int:
-    from_size &= 0xFFFFFFFF
-    to_size &= 0xFFFFFFFF
-    if from_size % 4 or to_size % 4 or from_size + to_size > 512:
-        return neg(errno.EINVAL)
+def _csum_partial(data: bytes, seed: int) -> int:
+    """The 32-bit one's-complement sum of little-endian words plus ``seed`` (csum_partial on x86-64)."""
     total = seed & 0xFFFFFFFF
-    if from_size:
-        words = vm.memory.load(frm, from_size, "bpf_csum_diff from")
-        for i in range(0, from_size, 4):
-            total += ~int.from_bytes(words[i:i + 4], "little") & 0xFFFFFFFF
-    if to_size:
-        words = vm.memory.load(to, to_size, "bpf_csum_diff to")
-        for i in range(0, to_size, 4):
-            total += int.from_bytes(words[i:i + 4], "little")
+    for i in range(0, len(data), 4):
+        total += int.from_bytes(data[i:i + 4], "little")
     while total >> 32:
         total = (total & 0xFFFFFFFF) + (total >> 32)
     return total
+
+
+def _from32to16(s: int) -> int:
+    s = (s + (((s >> 16) | (s << 16)) & 0xFFFFFFFF)) & 0xFFFFFFFF
+    return s >> 16
+
+
+@helper("csum_diff", 5)
+def csum_diff(vm, frm: int, from_size: int, to: int, to_size: int, seed: int) -> int:
+    """Checksum of the change from ``from`` to ``to`` folded to 16 bits, as Linux 6.13+ computes it."""
+    from_size &= 0xFFFFFFFF
+    to_size &= 0xFFFFFFFF
+    seed &= 0xFFFFFFFF
+    if (from_size | to_size) % 4 or from_size + to_size > 512:
+        return neg(errno.EINVAL)
+    old = vm.memory.load(frm, from_size, "bpf_csum_diff from") if from_size else b""
+    new = vm.memory.load(to, to_size, "bpf_csum_diff to") if to_size else b""
+    if from_size and to_size:
+        return _from32to16(_add32(_csum_partial(new, seed), ~_csum_partial(old, 0) & 0xFFFFFFFF))
+    if to_size:
+        return _from32to16(_csum_partial(new, seed))
+    if from_size:
+        return _from32to16(~_csum_partial(old, ~seed & 0xFFFFFFFF) & 0xFFFFFFFF)
+    return seed
 
 
 # --- redirects -------------------------------------------------------------------------------------------
