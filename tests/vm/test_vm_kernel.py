@@ -397,3 +397,103 @@ def test_xdp_firewall_verdicts_and_counters_match_the_kernel():
                          for i in range(5)]
     assert verdicts.count(1) == 6  # the two packets to port 11111 (ihl 5 and 6), three times
     assert [vm_obj.maps["verdicts"][i] for i in range(5)] == kernel_counts
+
+
+# --- maps: eviction and iteration order as in the kernel -------------------------------------------
+
+
+@pytest.fixture
+def on_cpu0():
+    """Pin this process to CPU 0: the kernel's LRU lists depend on which CPU an update runs on."""
+    import os
+
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    yield
+    os.sched_setaffinity(0, before)
+
+
+def _lookup_program(map_fd: int) -> list[I]:
+    """XDP: look up the u32 key in the first 4 packet bytes; return 1 when found."""
+    return [
+        ldx(4, 2, 1, 0), ldx(4, 3, 1, 4), mov(4, src=2), alu("add", 4, None, 4), jmp("jgt", 4, 8, src=3),
+        ldx(4, 2, 2, 0), stx(4, 10, -4, 2), mov(2, src=10), alu("add", 2, None, -4),
+        I(0x18, 1, 1, 0, map_fd), I(0x85, 0, 0, 0, 1),
+        jmp("jne", 0, 2, imm=0), mov(0, 0), EXIT, mov(0, 1), EXIT,
+    ]
+
+
+_LRU_OPS = hs.lists(hs.tuples(hs.sampled_from(["update", "update", "update", "delete", "touch"]),
+                              hs.integers(0, 40), hs.sampled_from([0, 0, 1, 2])), min_size=1, max_size=150)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_LRU_OPS, size=hs.sampled_from([2, 4, 8, 16, 40]), common=hs.booleans(), per_cpu=hs.booleans())
+def test_lru_hash_evicts_the_same_keys_as_the_kernel(on_cpu0, ops, size, common, per_cpu):
+    from pybpf.kernel import Map, MapType
+    from pybpf.kernel.fs import possible_cpu_count
+
+    mtype = MapType.LRU_PERCPU_HASH if per_cpu else MapType.LRU_HASH
+    flags = 0 if common else 2  # BPF_F_NO_COMMON_LRU
+    ncpus = possible_cpu_count()
+    value = bytes(8 * (ncpus if per_cpu else 1))
+    vm = VM(cpus=ncpus)
+    vmap = vm.create_map(mtype, 4, 8, size, flags=flags)
+    vprog = vm.load(_lookup_program(vmap.fd), type=ProgType.XDP)
+    with Map.create(mtype, 4, 8, size, flags=flags) as kmap, \
+            kernel_program(ProgType.XDP, _lookup_program(kmap.fd)) as kprog:
+        for op, key, update_flags in ops:
+            raw = key.to_bytes(4, "little")
+            if op == "touch":  # a program lookup sets the key's reference bit
+                packet = raw + bytes(12)
+                assert vprog.test_run(packet).retval == kprog.test_run(packet).retval
+                continue
+            outcomes = []
+            for m in (kmap, vmap):
+                try:
+                    if op == "update":
+                        m.update_raw(raw, value, update_flags)
+                        outcomes.append("ok")
+                    else:
+                        outcomes.append(m.delete_raw(raw))
+                except (KeyError, BPFErrorTypes) as exc:
+                    outcomes.append(type(exc).__name__)
+            assert outcomes[0] == outcomes[1]
+            assert sorted(kmap.iter_keys_raw()) == sorted(vmap.iter_keys_raw())
+
+
+def _prefix_key(prefixlen: int, address: int) -> bytes:
+    return prefixlen.to_bytes(4, "little") + address.to_bytes(4, "big")
+
+
+@settings(max_examples=40, deadline=None)
+@given(entries=hs.lists(hs.tuples(hs.integers(0, 32), hs.integers(0, 0xFFFFFFFF)), max_size=30),
+       deletes=hs.lists(hs.integers(0, 29), max_size=10),
+       probes=hs.lists(hs.integers(0, 0xFFFFFFFF), max_size=20))
+def test_lpm_trie_matches_the_kernel(entries, deletes, probes):
+    from pybpf.kernel import Map, MapType, MapFlags
+
+    vm = VM()
+    vmap = vm.create_map(MapType.LPM_TRIE, 8, 4, 20, flags=1)
+    with Map.create(MapType.LPM_TRIE, 8, 4, 20, flags=MapFlags.NO_PREALLOC) as kmap:
+        for i, (plen, addr) in enumerate(entries):
+            outcomes = []
+            for m in (kmap, vmap):
+                try:
+                    m.update_raw(_prefix_key(plen, addr), i.to_bytes(4, "little"), i % 3)
+                    outcomes.append("ok")
+                except (KeyError, BPFErrorTypes) as exc:
+                    outcomes.append(type(exc).__name__)
+            assert outcomes[0] == outcomes[1]
+        for d in deletes:
+            if d < len(entries):
+                key = _prefix_key(*entries[d])
+                assert kmap.delete_raw(key) == vmap.delete_raw(key)
+        # iteration order (more specific prefixes first) and longest-prefix lookups
+        assert list(kmap.iter_keys_raw()) == list(vmap.iter_keys_raw())
+        for addr in probes:
+            key = _prefix_key(32, addr)
+            assert kmap.lookup_raw(key) == vmap.lookup_raw(key)
+
+
+from pybpf.errors import BPFError as BPFErrorTypes  # noqa: E402  (both backends raise subclasses of it)

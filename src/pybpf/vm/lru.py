@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 ACTIVE, INACTIVE, FREE, LOCAL_FREE, LOCAL_PENDING = range(5)
 LOCAL_FREE_TARGET = 128
-NR_SCANS = 128
 PERCPU_FREE_TARGET = 4
 
 
@@ -73,11 +72,12 @@ class _List:
 class _LRUList:
     """One set of active/inactive/free lists with their counts and rotation cursor."""
 
-    def __init__(self, evict: Callable[[Node], bool]) -> None:
+    def __init__(self, evict: Callable[[Node], bool], nr_scans: int) -> None:
         self.lists = [_List(), _List(), _List()]
         self.counts = [0, 0]
         self.next_inactive_rotation: Node = self.lists[INACTIVE].head
         self.evict = evict
+        self.nr_scans = nr_scans
 
     def _count(self, node_type: int, delta: int) -> None:
         if node_type < FREE:
@@ -112,7 +112,7 @@ class _LRUList:
         first = active.first()
         for i, node in enumerate(active.reverse(), 1):
             self.move(node, ACTIVE if node.ref else INACTIVE)
-            if i == NR_SCANS or node is first:
+            if i == self.nr_scans or node is first:
                 break
 
     def rotate_inactive(self) -> None:
@@ -126,7 +126,7 @@ class _LRUList:
         cur = self.next_inactive_rotation
         nxt = cur
         i = 0
-        while i < NR_SCANS:
+        while i < self.nr_scans:
             if cur is head:
                 cur = cur.prev
                 continue
@@ -154,7 +154,7 @@ class _LRUList:
                 done += 1
                 if done == target:
                     break
-            if i == NR_SCANS:
+            if i == self.nr_scans:
                 break
         return done
 
@@ -182,11 +182,14 @@ class CommonLRU:
 
     def __init__(self, nodes: int, cpus: int, evict: Callable[[Node], bool]):
         self.cpus = cpus
-        self.lru = _LRUList(evict)
+        self.lru = _LRUList(evict, LOCAL_FREE_TARGET)
         self.evict = evict
         self.local = [_LocalList(c) for c in range(cpus)]
         for _ in range(nodes):
             self.lru.lists[FREE].add(Node())
+        # How many nodes a CPU takes from the global lists at a time (Linux 6.16+: at most half its
+        # share of the map, so that small maps do not starve the other CPUs).
+        self.target_free = min(max(nodes // cpus // 2, 1), LOCAL_FREE_TARGET)
 
     def _flush(self, loc: _LocalList) -> None:
         for node in loc.pending.reverse():
@@ -198,13 +201,13 @@ class CommonLRU:
         lru.rotate()
         nfree = 0
         node = lru.lists[FREE].head.next
-        while node is not lru.lists[FREE].head and nfree < LOCAL_FREE_TARGET:
+        while node is not lru.lists[FREE].head and nfree < self.target_free:
             nxt = node.next
             lru.move_to_free(node, loc.free, LOCAL_FREE)
             nfree += 1
             node = nxt
-        if nfree < LOCAL_FREE_TARGET:
-            lru.shrink(LOCAL_FREE_TARGET - nfree, loc.free, LOCAL_FREE)
+        if nfree < self.target_free:
+            lru.shrink(self.target_free - nfree, loc.free, LOCAL_FREE)
 
     @staticmethod
     def _pop_local_free(loc: _LocalList) -> Node | None:
@@ -265,7 +268,7 @@ class PerCPULRU:
     """BPF_F_NO_COMMON_LRU: each CPU has its own lists and an equal share of the nodes."""
 
     def __init__(self, nodes: int, cpus: int, evict: Callable[[Node], bool]):
-        self.lists = [_LRUList(evict) for _ in range(cpus)]
+        self.lists = [_LRUList(evict, PERCPU_FREE_TARGET) for _ in range(cpus)]
         share = max(1, nodes // cpus)
         for i in range(nodes):
             cpu = min(i // share, cpus - 1)

@@ -398,12 +398,18 @@ class HashMap(VMMap):
 class LRUHashMap(HashMap):
     """BPF_MAP_TYPE_LRU_HASH and LRU_PERCPU_HASH: a full map evicts the least recently used key,
     chosen the way the kernel's LRU lists choose (common LRU, or per-CPU lists with
-    BPF_F_NO_COMMON_LRU)."""
+    BPF_F_NO_COMMON_LRU).  As in the kernel, an update first takes a free node, which may evict
+    a key even when the update then replaces an existing one or fails its flags check."""
 
     def __init__(self, vm: "VM", type: int, key_size: int, value_size: int, max_entries: int, **kw: Any):
         super().__init__(vm, type, key_size, value_size, max_entries, **kw)
-        lru_class = PerCPULRU if self.flags & BPF_F_NO_COMMON_LRU else CommonLRU
-        self._lru = lru_class(max_entries, vm.cpus, self._evict)
+        if self.flags & BPF_F_NO_COMMON_LRU:
+            # each CPU gets the same share of the nodes
+            rounded = -(-max_entries // vm.cpus) * vm.cpus
+            self.max_entries = rounded if rounded >= max_entries else max_entries // vm.cpus * vm.cpus
+            self._lru: Any = PerCPULRU(self.max_entries, vm.cpus, self._evict)
+        else:
+            self._lru = CommonLRU(max_entries, vm.cpus, self._evict)
         self._nodes: dict[bytes, Any] = {}
 
     def _evict(self, node: Any) -> bool:
@@ -422,8 +428,10 @@ class LRUHashMap(HashMap):
         return value
 
     def _update(self, key: bytes, value: bytes, flags: int, cpu: int, all_cpus: bool) -> int:
-        # The kernel takes a free node first (which may evict another key), then checks the flags;
-        # on a flag error the node goes back to the free list.
+        if flags & ~3:
+            return EINVAL
+        if self.per_cpu:
+            return self._update_per_cpu(key, value, flags, cpu, all_cpus)
         node = self._lru.pop_free(cpu)
         if node is None:
             return errno.ENOMEM
@@ -431,17 +439,38 @@ class LRUHashMap(HashMap):
         if err:
             self._lru.push_free(node)
             return err
-        new_value = self._new_value(key, value, cpu, all_cpus)
         old = self._nodes.get(key)
-        node.key = key
         if key not in self._elems:
             self._order = None
-        self._elems[key] = new_value
+        self._elems[key] = self._new_value(key, value, cpu, all_cpus)
+        node.key = key
         self._nodes[key] = node
         if old is not None:
+            node.ref = 1  # a replaced element keeps its place as recently used
             old.key = None
             self._lru.push_free(old)
         return 0
+
+    def _update_per_cpu(self, key: bytes, value: bytes, flags: int, cpu: int, all_cpus: bool) -> int:
+        node = None
+        if flags != UpdateFlag.EXIST:
+            node = self._lru.pop_free(cpu)
+            if node is None:
+                return errno.ENOMEM
+        err = self._check_flags(key, flags)
+        if not err:
+            if key in self._elems:
+                self._nodes[key].ref = 1
+                self._elems[key] = self._new_value(key, value, cpu, all_cpus)
+            else:
+                self._order = None
+                self._elems[key] = self._new_value(key, value, cpu, all_cpus)
+                node.key = key
+                self._nodes[key] = node
+                node = None
+        if node is not None:
+            self._lru.push_free(node)
+        return err
 
     def _delete(self, key: bytes) -> int:
         node = self._nodes.pop(key, None)
