@@ -497,3 +497,85 @@ def test_lpm_trie_matches_the_kernel(entries, deletes, probes):
 
 
 from pybpf.errors import BPFError as BPFErrorTypes  # noqa: E402  (both backends raise subclasses of it)
+
+
+# --- printf-like helpers ---------------------------------------------------------------------------
+
+SNPRINTF = r"""
+char out[160];
+long result;
+
+static const char ip4[4] = {198, 18, 0, 7};
+static const char ip6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42};
+static const char word[] = "pybpf";
+
+#define FORMAT(i, f, ...) case i: { static const char fmt[] = f; __u64 args[] = {__VA_ARGS__}; \
+    result = bpf_snprintf(out, sizeof(out), fmt, args, sizeof(args)); break; }
+
+SEC("xdp")
+int snprintf_cases(struct xdp_md *ctx)
+{
+    __u8 *data = (void *)(long)ctx->data;
+    if ((void *)(data + 1) > (void *)(long)ctx->data_end)
+        return XDP_ABORTED;
+    switch (data[0]) {
+    FORMAT(0, "%d %i %u %x %X", -1, 42, 0xffffffff, 255, 0xabc)
+    FORMAT(1, "%ld %lld %lu %llu %lx %llx", -5, 1ULL << 40, -1ULL, 7, 0xdeadbeefULL, -2LL)
+    FORMAT(2, "%5d|%-5d|%05d|%+d|% d|%3x|%-4x|", 42, 42, 42, 42, 42, 10, 11)
+    FORMAT(3, "%c%c%c %s, %10s|%-8s|", 'a', 'b', 'c', (long)word, (long)word, (long)word)
+    FORMAT(4, "%pI4 %pi4 %pI6 %pi6", (long)ip4, (long)ip4, (long)ip6, (long)ip6)
+    FORMAT(5, "100%% %d%%", 7)
+    FORMAT(6, "%d", 1, 2, 3)
+    FORMAT(7, "%pks %pus|", (long)word, (long)word)
+    FORMAT(8, "%-+6d|%+-6d|%08ld|%x", -3, 3, -12345678, -1)
+    FORMAT(9, "%llx %lli", 0x8000000000000000ULL, 0x8000000000000000ULL)
+    default:
+        return XDP_DROP;
+    }
+    return XDP_PASS;
+}
+"""
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_snprintf_formats_like_the_kernel(case):
+    vm_obj, kobj = both(SNPRINTF, "snprintf")
+    with kobj:
+        kobj.programs["snprintf_cases"].test_run(bytes([case]) + bytes(15))
+        kbss = _bss(kobj).lookup_raw(bytes(4))
+    vm_obj.programs["snprintf_cases"].test_run(bytes([case]) + bytes(15))
+    vbss = _bss(vm_obj).lookup_raw(bytes(4))
+    assert vbss == kbss, (vbss[:160].split(b"\0")[0], kbss[:160].split(b"\0")[0])
+
+
+def _bss(obj):
+    return next(m for name, m in obj.maps.items() if name.endswith(".bss"))
+
+
+BAD_FORMAT = r"""
+char out[32];
+long result;
+
+SEC("xdp")
+int bad_format(struct xdp_md *ctx)
+{
+    static const char fmt[] = FMT;
+    __u64 args[] = {1};
+    result = bpf_snprintf(out, sizeof(out), fmt, args, sizeof(args));
+    return XDP_PASS;
+}
+"""
+
+
+@pytest.mark.parametrize("fmt", ["%q", "%.2d", "%sx", "%d %d", "%pZ", "tab\\x01"])
+def test_formats_the_kernel_refuses_fail_with_einval_in_the_vm(fmt):
+    """The kernel checks a constant format when it loads the program; the VM checks it when the helper
+    runs and returns -EINVAL without writing anything."""
+    source = BAD_FORMAT.replace("FMT", '"' + fmt + '"')
+    path = compile_bpf(HEADERS + source, cpu="v3", name="badformat")
+    with pytest.raises(KernelError, match="Invalid format string"):
+        KernelObject(ObjectSpec.from_file(path))
+    obj = ObjectSpec.from_file(path).load(backend="vm")
+    obj.programs["bad_format"].test_run(bytes(14))
+    assert obj.bss["result"] == -22
+    assert not any(_bss(obj).data[:32])
