@@ -72,6 +72,10 @@ class Instruction:
             if not -0x80000000 <= self.imm <= 0x7FFFFFFF:
                 raise InstructionError(f"{info.name}: immediate {self.imm} out of the signed 32-bit range", index)
             _check_field(info, "imm", self.imm, index)
+        if info.check is not None:
+            problem = info.check(self.src, self.off, self.imm)
+            if problem:
+                raise InstructionError(f"{info.name} (opcode {info.opcode:#04x}): {problem}", index)
         return self
 
     def encode(self) -> bytes:
