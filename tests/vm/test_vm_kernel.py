@@ -579,3 +579,16 @@ def test_formats_the_kernel_refuses_fail_with_einval_in_the_vm(fmt):
     obj.programs["bad_format"].test_run(bytes(14))
     assert obj.bss["result"] == -22
     assert not any(_bss(obj).data[:32])
+
+
+@pytest.mark.slow
+def test_may_goto_ends_an_endless_loop_after_a_quarter_second_like_the_kernel():
+    """may_goto is timed in Linux 6.15+: it jumps once the program has run 250 ms, so only the shape of
+    the result can agree, not the count."""
+    code = [mov(0, 0), alu("add", 0, None, 1), I(0xE5, 0, 0, 1, 0), I(0x05, 0, 0, -3, 0), EXIT]
+    with kernel_program(ProgType.XDP, code) as kprog:
+        kernel = kprog.test_run(bytes(14))
+    vm = VM(budget=1 << 40)
+    ours = vm.load(code, type=ProgType.XDP).test_run(bytes(14))
+    for result in (kernel, ours):
+        assert result.retval > 0xFFFF and 0.2e9 < result.duration < 2e9

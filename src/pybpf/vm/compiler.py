@@ -363,6 +363,11 @@ class _FunctionCompiler:
             out(indent, f"run.steps = n + {path.pending}\nreturn r0", last)
         elif kind is Kind.JUMP:
             self.goto(self.prog.target[last], indent, loop_head, leave, path)
+        elif kind is Kind.MAY_GOTO:  # jump once the run's loop allowance is used up
+            out(indent, "if not run.loops and run.may_goto_expired():", last)
+            self.goto(self.prog.target[last], indent + 1, loop_head, leave, path.copy())
+            out(indent, "run.loops -= 1", last)
+            self.goto(blk.end, indent, loop_head, leave, path)
         elif kind is Kind.COND_JUMP:
             target = self.prog.target[last]
             if target == blk.end:  # both edges lead to the next instruction

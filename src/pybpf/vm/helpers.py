@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..errors import VMError, VMFault
-from .constants import HELPER_IDS, helper_name
+from ..isa import helper_id
+from .constants import helper_name
 
 M64 = (1 << 64) - 1
 
@@ -56,10 +57,10 @@ class HelperRegistry:
         fine).  Raise pybpf.errors.VMFault to stop the program with an error.
         """
         if isinstance(id, str):
-            key = id.removeprefix("bpf_")
-            if key not in HELPER_IDS:
+            number = helper_id(id)
+            if number is None:
                 raise VMError(f"no kernel helper is called {id!r}; register it under a number instead")
-            id = HELPER_IDS[key]
+            id = number
         if not 0 <= args <= 5:
             raise VMError(f"a helper takes 0 to 5 arguments, not {args}")
         helper = Helper(id, name or helper_name(id), func, args, unwind=unwind, callbacks=callbacks)
@@ -291,8 +292,8 @@ def _tail_call(vm, ctx: int, prog_array: int, index: int):
     return target
 
 
-_DEFAULTS.by_id[HELPER_IDS["tail_call"]] = Helper(HELPER_IDS["tail_call"], "bpf_tail_call", _tail_call, 3,
-                                                  tail_call=True)
+_TAIL_CALL = helper_id("tail_call")
+_DEFAULTS.by_id[_TAIL_CALL] = Helper(_TAIL_CALL, "bpf_tail_call", _tail_call, 3, tail_call=True)
 
 
 @helper("loop", 4, callbacks=True)

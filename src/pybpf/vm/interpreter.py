@@ -89,6 +89,12 @@ def _call(run: "Run", prog: "VMProgram", pc: int, args: tuple[int, ...], depth: 
                 pc = prog.target[pc] if condition(op & 0xF0, regs[insn.dst], b, cls == Class.JMP) else pc + 1
             elif kind is Kind.JUMP:
                 pc = prog.target[pc]
+            elif kind is Kind.MAY_GOTO:  # jump once the run's loop allowance is used up
+                if run.loops or not run.may_goto_expired():
+                    run.loops -= 1
+                    pc += 1
+                else:
+                    pc = prog.target[pc]
             elif kind is Kind.EXIT:
                 return regs[0]
             elif kind is Kind.LD_IMM64:

@@ -25,6 +25,10 @@ CTX_RID = MAX_FRAMES + 1
 PACKET_RID = MAX_FRAMES + 2
 DEFAULT_BUDGET = 1_000_000
 MAX_TAIL_CALLS = 33
+# may_goto is timed, as in Linux 6.15+ on x86-64: it falls through in chunks of 0xffff, and jumps once the
+# program has run for 250 ms.
+MAY_GOTO_CHUNK = 0xFFFF
+MAY_GOTO_TIMEOUT_NS = 250_000_000
 
 
 def _own_comm() -> bytes:
@@ -65,10 +69,19 @@ class Run:
         self.depth = 0
         self.pc = 0
         self.tail_calls = 0
+        self.loops = MAY_GOTO_CHUNK  # may_goto allowance
+        self.started = time.monotonic_ns()
         self.tail_target: VMProgram | None = None
         self.value_regions: dict[int, Region] = {}
         self.ringbuf_records: dict[int, Any] = {}  # region id -> outstanding reservation
         self.locks: set[tuple[int, int]] = set()
+
+    def may_goto_expired(self) -> bool:
+        """Called when the may_goto allowance is used up: refill it, or say that the loop must end."""
+        if time.monotonic_ns() - self.started >= MAY_GOTO_TIMEOUT_NS:
+            return True
+        self.loops = MAY_GOTO_CHUNK
+        return False
 
     def stack_top(self, depth: int) -> int:
         return address_of(STACK_RIDS[depth], STACK_SIZE)

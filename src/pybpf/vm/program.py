@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..errors import VMError
-from ..isa import OPCODES, Instruction, Kind, Program, PseudoCall, PseudoLoad
-from ..isa.opcodes import Source
+from ..isa import Instruction, Kind, Program, PseudoCall, PseudoLoad, format_llvm
+from .constants import helper_name
 
 if TYPE_CHECKING:
     from .machine import VM
@@ -60,44 +60,10 @@ class Function:
 
 
 def insn_text(insn: Instruction) -> str:
-    """A short assembly-like rendering for error messages (``ldxw r3, [r1+16]``)."""
-    info = OPCODES.get(insn.opcode)
-    if info is None:
-        return f"opcode {insn.opcode:#04x}"
-    name, kind, src = info.name, info.kind, insn.opcode & Source.X
-
-    def mem(reg: int) -> str:
-        return f"[r{reg}{insn.off:+d}]"
-
-    if kind in (Kind.ALU, Kind.MOV):
-        return f"{name} r{insn.dst}, {'r%d' % insn.src if src else insn.imm}"
-    if kind in (Kind.NEG, Kind.END):
-        return f"{name}{insn.imm if kind is Kind.END else ''} r{insn.dst}"
-    if kind is Kind.COND_JUMP:
-        return f"{name} r{insn.dst}, {'r%d' % insn.src if src else insn.imm}, {insn.off:+d}"
-    if kind is Kind.JUMP:
-        return f"{name} {insn.imm if insn.opcode & 7 == 6 else insn.off:+d}"
-    if kind is Kind.CALL:
-        return f"call {'local ' if insn.src == PseudoCall.CALL else ''}{insn.imm}"
-    if kind is Kind.CALLX:
-        return f"callx r{insn.dst}"
-    if kind is Kind.EXIT:
-        return "exit"
-    if kind is Kind.LD_IMM64:
-        return f"lddw r{insn.dst}, {insn.imm:#x}" + (f" (src {insn.src})" if insn.src else "")
-    if kind is Kind.LOAD:
-        return f"{name} r{insn.dst}, {mem(insn.src)}"
-    if kind is Kind.STORE_IMM:
-        return f"{name} {mem(insn.dst)}, {insn.imm}"
-    if kind is Kind.STORE_REG:
-        return f"{name} {mem(insn.dst)}, r{insn.src}"
-    if kind is Kind.ATOMIC:
-        return f"lock({insn.imm:#x}) {mem(insn.dst)}, r{insn.src}"
-    if kind is Kind.LD_ABS:
-        return f"{name} {insn.imm}"
-    if kind is Kind.LD_IND:
-        return f"{name} r{insn.src}+{insn.imm}"
-    return name
+    """The instruction as llvm-objdump prints it (helper calls by name), for error messages."""
+    if insn.opcode == 0x85 and insn.src == PseudoCall.HELPER:
+        return f"call {helper_name(insn.imm)}"
+    return format_llvm(insn).replace("\t", " ")
 
 
 class VMProgram:
@@ -186,7 +152,7 @@ class VMProgram:
                 raise self._error(pc, "r10 (the frame pointer) is read-only")
             if kind is Kind.ATOMIC and _atomic_writes(insn) == 10:
                 raise self._error(pc, "r10 (the frame pointer) is read-only")
-            if kind in (Kind.JUMP, Kind.COND_JUMP):
+            if kind in (Kind.JUMP, Kind.COND_JUMP, Kind.MAY_GOTO):
                 delta = insn.imm if insn.opcode == 0x06 else insn.off
                 self.target[pc] = self._slot_target(pc, delta)
             elif kind is Kind.CALL:
@@ -306,7 +272,7 @@ def _build_blocks(prog: VMProgram, fn: Function) -> None:
     leaders = {fn.start}
     for pc in range(fn.start, fn.end):
         kind = insns[pc].kind
-        if kind in (Kind.JUMP, Kind.COND_JUMP):
+        if kind in (Kind.JUMP, Kind.COND_JUMP, Kind.MAY_GOTO):
             leaders.add(prog.target[pc])
             if pc + 1 < fn.end:
                 leaders.add(pc + 1)
@@ -319,7 +285,7 @@ def _build_blocks(prog: VMProgram, fn: Function) -> None:
         last = insns[end - 1]
         if last.kind is Kind.JUMP:
             block.succs = [prog.target[end - 1]]
-        elif last.kind is Kind.COND_JUMP:
+        elif last.kind in (Kind.COND_JUMP, Kind.MAY_GOTO):
             block.succs = [prog.target[end - 1], end] if prog.target[end - 1] != end else [end]
         elif last.kind is not Kind.EXIT:
             block.succs = [end]
