@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "capture",
     "seccomp",
     "object",
+    "vm",
 )
 
 
