@@ -196,9 +196,9 @@ def test_unwind_helper_stops_the_program_when_it_returns_zero():
 
 
 def test_callx_to_a_function_pointer_and_to_a_helper_id():
-    # slots: lddw 0-1, mov 2, callx 3, exit 4, exit 5, function at slot 6 = 2 + 4 (lddw imm is relative)
+    # slots: lddw 0-1, mov 2, callx 3, exit 4, exit 5, function at slot 6 = 0 + 1 + 5 (as for a call)
     code = [
-        I(0x18, 2, 4, 0, 4), mov(1, 20), I(0x8D, 2, 0, 0, 0), EXIT,
+        I(0x18, 2, 4, 0, 5), mov(1, 20), I(0x8D, 2, 0, 0, 0), EXIT,
         EXIT,
         mov(0, src=1), alu("add", 0, None, 22), EXIT,
     ]

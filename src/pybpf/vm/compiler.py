@@ -24,7 +24,7 @@ import struct
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..errors import VMError, VMFault
+from ..errors import BPFError, VMError, VMFault
 from ..isa import Kind
 from ..isa.opcodes import AluOp, Class, JmpOp, Mode, Source
 from .interpreter import BudgetExceeded, ProgramExit
@@ -117,6 +117,13 @@ class CompiledProgram:
             return stop.value & M64
         except (VMFault, *_FAULTS) as exc:
             raise _translate(exc, run) from None
+        except BPFError:
+            raise
+        except Exception as exc:  # from a helper (an embedder's, most likely): name it
+            translated = _translate(exc, run)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     def enter(self, r1: int, depth: int) -> int:
         """Start this program from a tail call: r1 = the context, same frame depth."""

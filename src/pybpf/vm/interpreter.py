@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import VMError, VMFault
+from ..errors import BPFError, VMError, VMFault
 from ..isa import Kind
 from ..isa.opcodes import AluOp, Class, Mode, Source
 from .memory import OFFSET_BITS, OFFSET_MASK, UNSIGNED, describe_access
@@ -174,7 +174,13 @@ def _helper(run: "Run", prog: "VMProgram", pc: int, helper, regs: list[int], dep
             return (-2) & M64  # -ENOENT: the program continues after a failed tail call
         run.tail_target = target
         return _TAIL
-    result = helper.func(run.vm, *args) & M64
+    try:
+        result = helper.func(run.vm, *args) & M64
+    except (BPFError, ProgramExit):
+        raise
+    except Exception as exc:  # an embedder's helper went wrong: say which
+        raise VMError(f"{prog.describe()}: instruction {pc} ({insn_text(prog.insns[pc])}): helper {helper.name} "
+                      f"failed: {type(exc).__name__}: {exc}") from exc
     if helper.unwind and result == 0:
         raise ProgramExit(0)
     return result

@@ -189,8 +189,9 @@ class VMProgram:
         if src == PseudoLoad.IMM:
             return insn.imm
         if src == PseudoLoad.FUNC:
+            # like a call, the offset counts from the slot after the first one (not after the lddw)
             low = insn.imm & 0xFFFFFFFF
-            target = self._slot_target(pc, low - (1 << 32) if low & 0x80000000 else low)
+            target = self._slot_target(pc, (low - (1 << 32) if low & 0x80000000 else low) - 1)
             entries.add(target)
             return self.code_region.address + target
         if src in (PseudoLoad.MAP_FD, PseudoLoad.MAP_VALUE, PseudoLoad.MAP_IDX, PseudoLoad.MAP_IDX_VALUE):
