@@ -212,7 +212,7 @@ _INSTRUCTIONS = hs.builds(
 ).filter(lambda i: i is not None)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(code=hs.lists(_INSTRUCTIONS, min_size=1, max_size=30), memory=hs.binary(max_size=64),
        engine=hs.sampled_from(["compiled", "interpreter"]))
 def test_random_valid_instructions_only_ever_raise_bpf_errors(code, memory, engine):
