@@ -135,7 +135,7 @@ def _outcome(code, engine):
     return r0, bytes(vm.stack_regions[0].buffer), vm.last_instructions
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=hs.one_of(programs(), programs(loop=True)), regs=register_values, stack=stack_values)
 def test_random_programs_agree_between_engines(body, regs, stack):
     code = with_prologue(body, regs, stack) + [stx(8, 10, -72 - 8 * r, r) for r in range(10)] + [EXIT]
