@@ -145,6 +145,24 @@ class MapDict:
         for _, v in self.items():
             yield v
 
+    # -- batches (one call each here; the kernel backend uses BPF_MAP_*_BATCH) --------------
+
+    def lookup_batch(self, chunk: int = 256, delete: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) bytes of every entry; with ``delete`` the entries are removed as they are read."""
+        for k in list(self.iter_keys_raw()):
+            v = self.lookup_and_delete_raw(k) if delete else self.lookup_raw(k)
+            if v is not None:
+                yield k, v
+
+    def update_batch(self, items: Any, flags: int = ANY) -> None:
+        """Write many (key, value) pairs (a mapping or an iterable of pairs)."""
+        for k, v in list(items.items() if hasattr(items, "items") else items):
+            self.update_raw(self._key_bytes(k), self._value_bytes(v), flags)
+
+    def delete_batch(self, keys: Any) -> int:
+        """Delete many keys; returns how many were there."""
+        return sum(self.delete_raw(self._key_bytes(k)) for k in keys)
+
     def count(self) -> int:
         """Number of entries, by walking the keys."""
         return sum(1 for _ in self.iter_keys_raw())
