@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import linecache
 import struct
+import weakref
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +104,9 @@ class CompiledProgram:
         source = "\n".join(out.lines) + "\n"
         self.source = source
         self.pcs = out.pcs
+        # Tracebacks through the generated code show its lines; both entries go with the program.
         linecache.cache[self.filename] = (len(source), None, [ln + "\n" for ln in out.lines], self.filename)
+        weakref.finalize(self, linecache.cache.pop, self.filename, None)
         exec(compile(source, self.filename, "exec"), env)
         self.functions = {fn.start: env[f"f{fn.start}"] for fn in prog.functions}
         self.entry = self.functions[0]
@@ -136,7 +139,8 @@ class CompiledProgram:
         return self.functions[entry](*_args5(args), depth)
 
 
-_registry: dict[str, CompiledProgram] = {}
+# Generated file name -> its program, to map a traceback line back to an instruction.
+_registry: "weakref.WeakValueDictionary[str, CompiledProgram]" = weakref.WeakValueDictionary()
 
 
 def _args5(args: tuple[int, ...]) -> tuple[int, ...]:

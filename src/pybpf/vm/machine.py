@@ -31,6 +31,18 @@ MAY_GOTO_CHUNK = 0xFFFF
 MAY_GOTO_TIMEOUT_NS = 250_000_000
 
 
+def possible_cpus() -> int:
+    """The kernel's possible CPU count when there is a kernel to ask (so per-CPU values line up with the
+    kernel backend's), else the number of CPUs."""
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            text = f.read().strip()
+        return sum(int(b) - int(a) + 1 if "-" in part else 1
+                   for part in text.split(",") for a, _, b in [part.partition("-")])
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
 def _own_comm() -> bytes:
     try:
         with open("/proc/self/comm", "rb") as f:
@@ -169,7 +181,7 @@ class VM:
 
         if engine not in ("compiled", "interpreter"):
             raise VMError(f"unknown VM engine {engine!r}: use 'compiled' or 'interpreter'")
-        self.cpus = cpus or os.cpu_count() or 1
+        self.cpus = cpus or possible_cpus()
         self.cpu = 0
         self.budget = budget
         self.engine = engine
