@@ -753,8 +753,4 @@ def _reachable(fn: "Function") -> set[int]:
     return seen
 
 
-def compile_program(prog: "VMProgram") -> CompiledProgram:
-    return CompiledProgram(prog)
-
-
-__all__ = ["CompiledProgram", "compile_program"]
+__all__ = ["CompiledProgram"]

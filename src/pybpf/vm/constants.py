@@ -47,9 +47,7 @@ class XDPAction(IntEnum):
 
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
 BPF_F_INDEX_MASK = 0xFFFFFFFF
-# Ring buffer flags and query selectors.
-BPF_RB_NO_WAKEUP = 1
-BPF_RB_FORCE_WAKEUP = 2
+# bpf_ringbuf_query selectors.
 BPF_RB_AVAIL_DATA = 0
 BPF_RB_RING_SIZE = 1
 BPF_RB_CONS_POS = 2
@@ -57,15 +55,11 @@ BPF_RB_PROD_POS = 3
 # get_stackid / get_stack flags.
 BPF_F_SKIP_FIELD_MASK = 0xFF
 BPF_F_USER_STACK = 1 << 8
-BPF_F_FAST_STACK_CMP = 1 << 9
 BPF_F_REUSE_STACKID = 1 << 10
-BPF_F_USER_BUILD_ID = 1 << 11
 # Map creation flags the VM looks at.
-BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_NO_COMMON_LRU = 1 << 1
 BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_WRONLY_PROG = 1 << 8
-BPF_F_MMAPABLE = 1 << 10
 
 __all__ = [
     "BPF_F_CURRENT_CPU", "MapType", "ProgType", "UpdateFlag", "XDPAction", "helper_name",

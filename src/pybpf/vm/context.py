@@ -405,10 +405,10 @@ class SkbContext(Context):
         dest = eth[:6]
         pkt_type = 0 if dest == bytes(6) else 2 if dest[0] & 1 else 3
         self._set("pkt_type", pkt_type)
-        if not self._get("ifindex") or self._get("ifindex") == 0:
-            self._set("ifindex", LOOPBACK_IFINDEX)
-        if not self._get("wire_len"):
-            self._set("wire_len", self.end - self.data if self.ctx_given else 0)
+        if not self._get("ifindex"):
+            self._set("ifindex", LOOPBACK_IFINDEX)  # the test skb comes from the loopback device
+        if not self._get("wire_len") and self.ctx_given:
+            self._set("wire_len", self.end - self.data)  # cb->pkt_len, set only when a context is given
         self._region = None
 
     def _get(self, name: str) -> int:

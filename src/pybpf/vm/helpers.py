@@ -308,8 +308,3 @@ def bpf_loop(vm, nr_loops: int, callback: int, ctx: int, flags: int) -> int:
         if run.call_function(callback, (i, ctx)) & 0xFFFFFFFFFFFFFFFF:
             return i + 1
     return nr_loops
-
-
-def check_arg(cond: bool, message: str) -> None:
-    if not cond:
-        raise VMFault(message)

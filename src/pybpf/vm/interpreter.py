@@ -167,7 +167,6 @@ _TAIL = object()
 def _helper(run: "Run", prog: "VMProgram", pc: int, helper, regs: list[int], depth: int):
     args = regs[1:1 + helper.args]
     run.depth = depth
-    run.pc = pc
     if helper.tail_call:
         target = helper.func(run.vm, *args)
         if target is None:

@@ -79,14 +79,13 @@ class Run:
         self.steps = 0
         self.budget = vm.budget
         self.depth = 0
-        self.pc = 0
         self.tail_calls = 0
         self.loops = MAY_GOTO_CHUNK  # may_goto allowance
         self.started = time.monotonic_ns()
         self.tail_target: VMProgram | None = None
         self.value_regions: dict[int, Region] = {}
         self.ringbuf_records: dict[int, Any] = {}  # region id -> outstanding reservation
-        self.locks: set[tuple[int, int]] = set()
+        self.locks: set[int] = set()  # addresses of the spin locks held
 
     def may_goto_expired(self) -> bool:
         """Called when the may_goto allowance is used up: refill it, or say that the loop must end."""

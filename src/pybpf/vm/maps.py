@@ -202,7 +202,9 @@ class VMMap(MapDict):
     def lookup_and_delete_raw(self, key: bytes | None) -> bytes | None:
         value = self.lookup_raw(key)
         if value is not None:
-            self._delete(self._check_key(key))
+            err = self._delete(self._check_key(key))
+            if err:
+                raise self._error(err, "lookup_and_delete")
         return value
 
     # -- what programs see (called by helpers) ------------------------------------------
@@ -388,12 +390,6 @@ class HashMap(VMMap):
         nxt = 0 if i is None else i + 1
         return order[nxt] if nxt < len(order) else None
 
-    def lookup_and_delete_raw(self, key: bytes | None) -> bytes | None:
-        value = self.lookup_raw(key)
-        if value is not None:
-            self._delete(self._check_key(key))
-        return value
-
 
 class LRUHashMap(HashMap):
     """BPF_MAP_TYPE_LRU_HASH and LRU_PERCPU_HASH: a full map evicts the least recently used key,
@@ -553,10 +549,6 @@ class LPMTrieMap(VMMap):
                 self._match(node, prefixlen, data) != prefixlen:
             return None
         return node
-
-    def lookup_raw(self, key: bytes | None, flags: int = 0) -> bytes | None:
-        # User-space lookups are longest-prefix lookups too, as in the kernel.
-        return super().lookup_raw(key, flags)
 
     def _update(self, key: bytes, value: bytes, flags: int, cpu: int, all_cpus: bool) -> int:
         prefixlen, data = self._split(key)
