@@ -613,3 +613,18 @@ def test_ring_buffer_records_and_queries_match_the_kernel():
             kernel_events = reader.read(timeout=0)
     with vm_obj.maps["events"].reader(EVENT) as reader:
         assert reader.read(timeout=0) == kernel_events
+
+
+def test_perf_event_output_samples_match_the_kernel(on_cpu0):
+    from test_vm_events import PERF
+    from test_vm_events import PREAMBLE as EVENTS_PREAMBLE
+
+    path = compile_bpf(EVENTS_PREAMBLE + PERF, name="perf")
+    vm_obj = ObjectSpec.from_file(path).load(backend="vm")
+    with KernelObject(ObjectSpec.from_file(path)) as kobj:
+        with kobj.maps["samples"].reader() as kreader, vm_obj.maps["samples"].reader() as vreader:
+            for size in (14, 30, 61):
+                kobj.programs["sample"].test_run(bytes(size))
+                vm_obj.programs["sample"].test_run(bytes(size))
+                assert _bss(vm_obj).lookup_raw(bytes(4)) == _bss(kobj).lookup_raw(bytes(4))
+            assert vreader.read(timeout=0) == kreader.read(timeout=1)
