@@ -158,3 +158,32 @@ def I_add(dst: int, src: int):  # noqa: N802 - reads like the other constructors
     from vmcode import alu
 
     return alu("add", dst, src)
+
+
+HOOKED = r"""
+__u64 opened;
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int count_open(void *ctx)
+{
+    opened += *(int *)(ctx + 8);  /* __syscall_nr */
+    return 0;
+}
+
+SEC("xdp")
+int not_attached(struct xdp_md *ctx)
+{
+    return XDP_PASS;
+}
+"""
+
+
+def test_attach_all_and_fire_hooks_like_kernel_events():
+    with load(HOOKED, "hooked") as obj:
+        links = obj.attach_all()
+        assert [link.program.name for link in links] == ["count_open"]
+        ctx = (257).to_bytes(4, "little")
+        assert obj.vm.fire("tracepoint/syscalls/sys_enter_openat", ctx=bytes(8) + ctx) == [0]
+        obj.vm.fire("tracepoint/syscalls/sys_enter_openat", ctx=bytes(8) + ctx)
+        assert obj.bss["opened"] == 514
+    assert obj.vm.fire("tracepoint/syscalls/sys_enter_openat", ctx=bytes(12)) == []  # detached on close

@@ -2,8 +2,16 @@
 
 Programs run without the kernel: checked before they start, executed by a
 compiler to Python (or the reference interpreter), with every memory access
-bounds- and permission-checked.  Start with :class:`VM` (``vm.load``,
-``vm.create_map``, ``prog.test_run``) or the one-call :func:`run`.
+bounds- and permission-checked.  Three ways in:
+
+- ``ObjectSpec.from_file("x.bpf.o").load(backend="vm")`` -> :class:`VMObject`
+  with ``maps``/``programs`` by name (the kernel backend's API: dict-like
+  maps decoded through BTF, ``prog.test_run(data=..., ctx=..., repeat=N)``,
+  ring buffer and perf readers), global variables (``obj.bss["x"]``) and
+  hooks the embedder fires (``obj.attach_all()``, ``obj.vm.fire(section, ctx)``);
+- :class:`VM` directly: ``vm.create_map(...)``, ``vm.load(instructions)``,
+  ``vm.execute(prog, ...)``, ``vm.helpers.register(...)``;
+- :func:`run`, uBPF style: bytecode and a memory buffer in, r0 out.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from .context import Context, RawContext, SkbContext, TracepointFormat, XDPConte
 from .events import PerfBufReader, PerfEventArray, RingBuf, RingBufReader
 from .helpers import Helper, HelperRegistry, default_helpers, unwind_helper_registry
 from .loader import LiveData, VMObject, load_spec
-from .machine import DEFAULT_BUDGET, VM, Identity, Run
+from .machine import DEFAULT_BUDGET, VM, Hook, Identity, Run
 from .maps import (
     ArrayMap, BloomFilterMap, HashMap, LPMTrieMap, LRUHashMap, MapOfMaps, ProgArray, QueueMap, StackTraceMap, VMMap,
 )
@@ -39,7 +47,8 @@ def run(code: Any, memory: bytes | bytearray = b"", *, helpers: Mapping[int, Cal
 
 
 __all__ = [
-    "ArrayMap", "BloomFilterMap", "Context", "DEFAULT_BUDGET", "HashMap", "Helper", "HelperRegistry", "Identity",
+    "ArrayMap", "BloomFilterMap", "Context", "DEFAULT_BUDGET", "HashMap", "Helper", "HelperRegistry", "Hook",
+    "Identity",
     "LPMTrieMap", "LRUHashMap", "MapOfMaps", "PerfBufReader", "PerfEventArray", "ProgArray", "QueueMap",
     "RawContext", "RingBuf", "RingBufReader", "Run", "SkbContext", "StackTraceMap", "TestRunResult",
     "TracepointFormat", "VM", "VMMap", "VMObject", "VMProgram", "XDPContext", "LiveData", "default_helpers",

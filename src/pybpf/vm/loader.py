@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from ..object import ObjectSpec
 
 
+# Sections the kernel backend attaches without arguments (same list as its Collection).
+_AUTO_ATTACH = ("tracepoint/", "tp/", "raw_tracepoint/", "raw_tp/", "tp_btf/", "fentry/", "fexit/", "fmod_ret/",
+                "lsm/", "fentry.s/", "fexit.s/", "lsm.s/", "uprobe/", "uretprobe/", "kprobe/", "kretprobe/",
+                "perf_event", "iter/")
+
+
 class SourceLine:
     """A BTF line_info record as the VM reports it: ``file:line: code``."""
 
@@ -98,6 +104,26 @@ class VMObject:
         except KeyError:
             raise BPFError(f"no map {name!r} (there are: {', '.join(self.maps) or 'none'})") from None
 
+    def attach(self, program: str, target: str | None = None) -> Any:
+        """Attach a program to a VM hook: ``target``, or the program's section (fire it with
+        ``obj.vm.fire(hook, ctx)``); the hook is detached when the object closes."""
+        prog = self.program(program)
+        link = self.vm.attach(prog, target or prog.section)
+        self.links.append(link)
+        return link
+
+    def attach_all(self) -> list[Any]:
+        """Attach every program whose section names an event (tracepoints, probes, ...): what the kernel
+        backend attaches automatically.  Programs that need a device or socket are left alone."""
+        made = [self.attach(name) for name, prog in self.programs.items()
+                if prog.section.startswith(_AUTO_ATTACH)]
+        return made
+
+    def detach_all(self) -> None:
+        for link in self.links:
+            link.close()
+        self.links.clear()
+
     def section_variables(self, section: str) -> LiveData:
         found = {v.name: v for v in self.spec.variables.values() if v.map.internal == section}
         return LiveData(section, found, self.maps)
@@ -115,6 +141,7 @@ class VMObject:
         return self.section_variables(".bss")
 
     def close(self) -> None:
+        self.detach_all()
         self.closed = True
 
     def __enter__(self) -> "VMObject":

@@ -198,6 +198,7 @@ class VM:
         self.maps: list[Any] = []
         self.programs: list[VMProgram] = []
         self.stacks: dict[str, list[int]] = {"kernel": [], "user": []}
+        self.hooks: dict[str, list[Hook]] = {}
         self._map_fds: dict[int, Any] = {}
         self._program_fds: dict[int, VMProgram] = {}
         self._next_fd = 1000
@@ -265,6 +266,20 @@ class VM:
 
     def program_by_fd(self, fd: int) -> VMProgram | None:
         return self._program_fds.get(fd)
+
+    # -- hooks: where the embedder makes events happen ---------------------------------
+
+    def attach(self, program: VMProgram, hook: str) -> "Hook":
+        """Run ``program`` whenever :meth:`fire` is called for ``hook`` (a section name such as
+        ``tracepoint/syscalls/sys_enter_openat``, or any name the embedder chooses)."""
+        link = Hook(self, program, hook)
+        self.hooks.setdefault(hook, []).append(link)
+        return link
+
+    def fire(self, hook: str, ctx: Any = b"", data: bytes = b"") -> list[int]:
+        """Run every program attached to ``hook`` (in attach order) with this context (bytes or a
+        Context) and packet ``data``; returns their return values."""
+        return [link.program.test_run(data, ctx).retval for link in list(self.hooks.get(hook, ()))]
 
     # -- what helpers resolve --------------------------------------------------------
 
@@ -344,3 +359,29 @@ class VM:
     @property
     def stack_regions(self) -> list[Region]:
         return list(self._stacks)
+
+
+class Hook:
+    """A program attached to a VM hook (the VM's counterpart of a kernel link); close() detaches it."""
+
+    def __init__(self, vm: VM, program: VMProgram, hook: str):
+        self.vm = vm
+        self.program = program
+        self.hook = hook
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.vm.hooks[self.hook].remove(self)
+
+    detach = close
+
+    def __enter__(self) -> "Hook":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Hook {self.hook!r} -> {self.program.name!r}{' closed' if self.closed else ''}>"
