@@ -11,6 +11,7 @@ from ..errors import BPFError
 
 # Each module defines register(subparsers); a sub-command sets `func(args) -> int`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "asm",
     "disasm",
     "tracepipe",
     "prog", "map", "link", "btf", "feature",

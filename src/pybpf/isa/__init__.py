@@ -1,5 +1,6 @@
 """The eBPF instruction set: one Instruction type, the opcode table, programs, text."""
 
+from .assembler import assemble, assemble_listing
 from .disassembler import disassemble, objdump_section
 from .helpers import HELPER_COUNT, helper_id, helper_name
 from .instruction import SLOT_SIZE, Instruction, Program
@@ -32,7 +33,7 @@ from .opcodes import (
 
 __all__ = [
     "CALL", "CALLX", "EXIT", "HELPER_COUNT", "JA", "JA32", "LD_IMM64", "MAY_GOTO", "OPCODES", "SLOT_SIZE",
-    "AluOp", "AtomicOp", "Class", "Group", "Instruction", "JmpOp", "Kind", "Mode", "OpInfo", "Program",
+    "AluOp", "AtomicOp", "assemble", "assemble_listing", "Class", "Group", "Instruction", "JmpOp", "Kind", "Mode", "OpInfo", "Program",
     "PseudoCall", "PseudoLoad", "Size", "Source", "bpftool_imm_name", "conformance_group", "cpu_version",
     "disassemble", "format_kernel", "format_llvm", "helper_id", "helper_name", "objdump_section", "objdump_text",
 ]
