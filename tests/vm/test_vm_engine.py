@@ -10,10 +10,11 @@ from hypothesis import strategies as hs
 from pybpf.errors import InstructionError, VMError, VMFault
 from pybpf.isa import Instruction as I
 from pybpf.vm import VM, unwind_helper_registry
+from pybpf.vm.constants import ProgType
 from pybpf.vm.interpreter import BudgetExceeded
 from vmcode import (
-    EXIT, M64, alu, atomic, call, call_local, ja, jmp, lddw, ldx, mov, programs, register_values, stack_values, st,
-    stx, with_prologue,
+    EXIT, M64, PACKET_SIZE, alu, atomic, call, call_local, ja, jmp, lddw, ldx, mov, programs, register_values,
+    stack_values, st, stx, with_prologue, xdp_wrapper,
 )
 
 ENGINES = ("interpreter", "compiled")
@@ -136,10 +137,16 @@ def _outcome(code, engine):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=hs.one_of(programs(), programs(loop=True)), regs=register_values, stack=stack_values)
+@given(body=hs.one_of(programs(packet=True), programs(loop=True, packet=True)), regs=register_values,
+       stack=stack_values)
 def test_random_programs_agree_between_engines(body, regs, stack):
-    code = with_prologue(body, regs, stack) + [stx(8, 10, -72 - 8 * r, r) for r in range(10)] + [EXIT]
-    assert _outcome(code, "interpreter") == _outcome(code, "compiled")
+    code = xdp_wrapper(body, regs, stack)
+    outcomes = []
+    for engine in ENGINES:
+        vm = VM(engine=engine)
+        result = vm.load(code, type=ProgType.XDP).test_run(bytes(range(PACKET_SIZE)))
+        outcomes.append((result.retval, result.data_out, vm.last_instructions))
+    assert outcomes[0] == outcomes[1]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

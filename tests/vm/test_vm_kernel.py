@@ -20,7 +20,9 @@ from pybpf.isa import Instruction as I
 from pybpf.object import ObjectSpec
 from pybpf.vm import VM
 from pybpf.vm.constants import ProgType
-from vmcode import EXIT, alu, jmp, ldx, mov, programs, register_values, stack_values, stx, with_prologue
+from vmcode import (
+    EXIT, PACKET_SIZE, alu, jmp, ldx, mov, programs, register_values, stack_values, stx, xdp_wrapper,
+)
 
 pytestmark = pytest.mark.kernel
 
@@ -89,21 +91,6 @@ def both(source: str, name: str):
 
 # --- random programs ------------------------------------------------------------------------------
 
-# Registers are dumped to [r10-160, r10-80) and the eight body slots live at [r10-64, r10); the context
-# pointer is kept at r10-72.  The epilogue copies both areas into the packet.
-_COPY = [(-160 + 8 * i) for i in range(10)] + [-64 + 8 * i for i in range(8)]
-
-
-def _xdp_wrapper(body, regs, stack) -> list[I]:
-    code = [stx(8, 10, -72, 1)] + with_prologue(body, regs, stack)
-    code += [stx(8, 10, -160 + 8 * r, r) for r in range(10)]
-    code += [ldx(8, 1, 10, -72), ldx(4, 2, 1, 0), ldx(4, 3, 1, 4), mov(4, src=2), alu("add", 4, None, 8 * len(_COPY)),
-             jmp("jgt", 4, 2 * len(_COPY), src=3)]
-    for i, slot in enumerate(_COPY):
-        code += [ldx(8, 5, 10, slot), stx(8, 2, 8 * i, 5)]
-    return code + [mov(0, 2), EXIT]
-
-
 def _kernel_accepts(insn: I) -> bool:
     """The verifier refuses division by a constant zero and out-of-range constant shifts."""
     op, cls = insn.opcode & 0xF0, insn.opcode & 0x0F
@@ -113,12 +100,12 @@ def _kernel_accepts(insn: I) -> bool:
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(body=hs.one_of(programs(max_len=20), programs(max_len=12, loop=True)), regs=register_values,
-       stack=stack_values)
+@given(body=hs.one_of(programs(max_len=20, packet=True), programs(max_len=12, loop=True, packet=True)),
+       regs=register_values, stack=stack_values)
 def test_random_programs_match_the_kernel(body, regs, stack):
     assume(all(_kernel_accepts(i) for i in body))
-    code = _xdp_wrapper(body, regs, stack)
-    packet = bytes(8 * len(_COPY) + 16)
+    code = xdp_wrapper(body, regs, stack)
+    packet = bytes(range(PACKET_SIZE))
     try:
         kprog = kernel_program(ProgType.XDP, code)
     except KernelError as exc:  # a combination the verifier cannot prove safe: nothing to compare

@@ -133,47 +133,99 @@ def _stack(draw):
     return stx(size, 10, slot, draw(_REG))
 
 
+# Random packet accesses use bytes [PACKET_BODY, PACKET_BODY + 64) of a packet of PACKET_SIZE bytes,
+# reached through the context pointer the wrapper keeps at r10-72.
+PACKET_BODY = 152
+PACKET_SIZE = PACKET_BODY + 64 + 8
+CTX_SLOT = -72
+
+
+@hs.composite
+def _packet(draw) -> list[I]:
+    """Reload data/data_end from the context, check the bounds, then one load or store in the packet
+    (the verifier only allows packet accesses below a checked bound); the pointers are cleared again
+    afterwards, so that only data (never an address) reaches the registers the test compares."""
+    x, y, z, value = draw(hs.permutations(range(9)))[:4]
+    size = draw(hs.sampled_from([1, 2, 4, 8]))
+    off = PACKET_BODY + draw(hs.integers(0, 64 - size)) // size * size
+    kind = draw(hs.sampled_from(["ldx", "stx", "st"]))
+    if kind == "ldx":
+        access = ldx(size, value, x, off)
+    elif kind == "stx":
+        access = stx(size, x, off, value)
+    else:
+        access = st(size, x, off, draw(_IMM))
+    return [ldx(8, x, 10, CTX_SLOT), ldx(4, y, x, 4), ldx(4, x, x, 0), mov(z, src=x),
+            alu("add", z, None, PACKET_BODY + 64), jmp("jgt", z, 1, src=y), access, mov(x, 0), mov(y, 0), mov(z, 0)]
+
+
 @hs.composite
 def programs(draw, max_len: int = 24, jumps: bool = True, memory: bool = True, v4: bool = True,
-             loop: bool = False) -> list[I]:
-    """A random program body: ALU, byte swaps, forward jumps and stack accesses over r0-r9.
+             loop: bool = False, packet: bool = False) -> list[I]:
+    """A random program body: ALU, byte swaps, forward jumps and stack accesses over r0-r9 (and, with
+    ``packet``, packet loads and stores through the context pointer kept at r10-72).
 
     The body assumes every register and the eight stack slots below r10 hold values (see
     ``with_prologue``); it never reads r10 as a value and never jumps out of itself.  With
     ``loop`` the body runs 1-4 times, counted in r9 (which the body then leaves alone).
     """
     if loop:
-        inner = draw(programs(max_len, jumps, memory, v4))
+        inner = draw(programs(max_len, jumps, memory, v4, packet=packet))
         inner = [i if not _writes(i, 9) else i.replace(dst=8) if i.dst == 9 else i.replace(src=8) for i in inner]
         count = draw(hs.integers(1, 4))
         return [mov(9, count), *inner, alu("add", 9, None, -1), jmp("jne", 9, -(len(inner) + 2), imm=0)]
     n = draw(hs.integers(1, max_len))
-    kinds = ["alu"] * 6 + ["end"] + (["jmp"] * 2 if jumps else []) + (["mem"] * 2 if memory else [])
-    body: list[I] = []
+    kinds = ["alu"] * 6 + ["end"] + (["jmp"] * 2 if jumps else []) + (["mem"] * 2 if memory else []) + \
+        (["pkt"] * 2 if packet else [])
+    # Items are lists of instructions; jumps go forward to the start of an item (or the end).
+    items: list[list[I]] = []
+    jumps_to: dict[int, int] = {}  # item index -> target item index
     for i in range(n):
         kind = draw(hs.sampled_from(kinds))
         if kind == "alu":
             insn = draw(_alu())
             if not v4 and (insn.off or insn.opcode & 0xF0 == 0xB0 and insn.off):
                 insn = insn.replace(off=0)
+            items.append([insn])
         elif kind == "end":
             insn = draw(_end())
             if not v4 and insn.opcode == 0xD7:
                 insn = insn.replace(opcode=0xDC)
+            items.append([insn])
         elif kind == "jmp":
             op = draw(hs.sampled_from(list(JMP_OPS)))
-            target = draw(hs.integers(0, n - i - 1))  # forward, at most to the end of the body
+            jumps_to[i] = draw(hs.integers(i + 1, n))
             wide = draw(hs.booleans())
             if draw(hs.booleans()):
-                insn = jmp(op, draw(_REG), target, src=draw(_REG), wide=wide)
+                items.append([jmp(op, draw(_REG), 0, src=draw(_REG), wide=wide)])
             else:
-                insn = jmp(op, draw(_REG), target, imm=draw(_IMM), wide=wide)
+                items.append([jmp(op, draw(_REG), 0, imm=draw(_IMM), wide=wide)])
+        elif kind == "pkt":
+            items.append(draw(_packet()))
         else:
             insn = draw(_stack())
             if not v4 and insn.opcode & 0xE0 == 0x80:
                 insn = insn.replace(opcode=0x61 | (insn.opcode & 0x18))
-        body.append(insn)
-    return body
+            items.append([insn])
+    starts = [0]
+    for item in items:
+        starts.append(starts[-1] + len(item))
+    for i, target in jumps_to.items():
+        items[i] = [items[i][0].replace(off=starts[target] - starts[i] - 1)]
+    return [insn for item in items for insn in item]
+
+
+def xdp_wrapper(body: list[I], regs: list[int], stack: list[int]) -> list[I]:
+    """An XDP program around ``body``: registers and stack set up, then r0-r9 and the stack slots
+    copied into the packet (bytes [0, 144)), return XDP_PASS."""
+    dump = [-160 + 8 * i for i in range(10)] + [-64 + 8 * i for i in range(8)]
+    code = [stx(8, 10, CTX_SLOT, 1)] + with_prologue(body, regs, stack)
+    code += [stx(8, 10, -160 + 8 * r, r) for r in range(10)]
+    code += [ldx(8, 1, 10, CTX_SLOT), ldx(4, 2, 1, 0), ldx(4, 3, 1, 4), mov(4, src=2), alu("add", 4, None, 8 * len(dump)),
+             jmp("jgt", 4, 2 * len(dump), src=3)]
+    for i, slot in enumerate(dump):
+        code += [ldx(8, 5, 10, slot), stx(8, 2, 8 * i, 5)]
+    return code + [mov(0, 2), EXIT]
 
 
 def _writes(insn: I, reg: int) -> bool:
