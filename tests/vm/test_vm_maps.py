@@ -276,3 +276,20 @@ def test_program_cannot_write_a_read_only_map_value():
 
     with pytest.raises(VMFault, match="read-only"):
         vm.load(code, type=ProgType.XDP).test_run(bytes(14))
+
+
+def test_maps_by_index_into_fd_array_and_direct_value_addresses():
+    from pybpf.isa import Instruction as I
+    from vmcode import EXIT, ldx
+
+    vm = VM()
+    data = vm.create_map(MapType.ARRAY, 4, 16, 1, name="globals")
+    data[0] = bytes(range(16))
+    code = [I(0x18, 1, 6, 0, 0 | 8 << 32), ldx(4, 0, 1, 0), EXIT]  # r1 = &value(fd_array[0]) + 8
+    assert vm.load(code, fd_array=[data]).run() == int.from_bytes(bytes(range(8, 12)), "little")
+    code = [I(0x18, 1, 2, 0, data.fd | 4 << 32), ldx(1, 0, 1, 0), EXIT]  # src=2: by fd, offset 4
+    assert vm.load(code).run() == 4
+    with pytest.raises(VMError, match="map index 0 is beyond"):
+        vm.load([I(0x18, 1, 5, 0, 0), EXIT])
+    with pytest.raises(VMError, match="offset 16 is outside"):
+        vm.load([I(0x18, 1, 2, 0, data.fd | 16 << 32), EXIT])

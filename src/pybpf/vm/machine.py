@@ -242,12 +242,14 @@ class VM:
     # -- programs --------------------------------------------------------------
 
     def load(self, code: Any, *, type: int | None = None, name: str = "", source_lines: Sequence[Any] = (),
-             section: str = "", license: str = "GPL", expected_attach_type: int | None = None) -> VMProgram:
+             section: str = "", license: str = "GPL", expected_attach_type: int | None = None,
+             fd_array: Sequence[Any] = ()) -> VMProgram:
         """Check and prepare a program: bytes, a pybpf.isa Program, or Instructions (maps referenced by
-        their ``fd`` in lddw).  Raises VMError/InstructionError before anything runs."""
+        their ``fd`` in lddw src=1/2, or by index into ``fd_array`` with src=5/6).  Raises
+        VMError/InstructionError before anything runs."""
         with self._lock:
             prog = VMProgram(self, code, type=type, name=name, source_lines=source_lines, section=section,
-                             license=license, expected_attach_type=expected_attach_type)
+                             license=license, expected_attach_type=expected_attach_type, fd_array=fd_array)
             self.memory.pin()
             return prog
 

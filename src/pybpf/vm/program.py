@@ -77,7 +77,7 @@ class VMProgram:
 
     def __init__(self, vm: "VM", code: Any, *, type: int | None = None, name: str = "",
                  source_lines: Sequence[Any] = (), section: str = "", license: str = "GPL",
-                 expected_attach_type: int | None = None):
+                 expected_attach_type: int | None = None, fd_array: Sequence[Any] = ()):
         self.vm = vm
         self.name = name
         self.type = type
@@ -93,7 +93,8 @@ class VMProgram:
         self.callee: list[int | None] = [None] * n
         self.helper: list[Any] = [None] * n
         self.constant: list[int | None] = [None] * n
-        self.maps_used: list[Any] = []
+        # maps by index for lddw src=5/6 (the kernel's fd_array), then every map the program uses
+        self.maps_used: list[Any] = [_as_map(vm, m, self) for m in fd_array]
         self._source_lines = sorted(source_lines, key=lambda s: s.insn_off)
         self._source_slots = [s.insn_off for s in self._source_lines]
         self.code_region = vm.memory.map(None, f"code of {self.describe()}", "code", writable=False,
@@ -251,6 +252,13 @@ class VMProgram:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _as_map(vm: "VM", ref: Any, prog: "VMProgram") -> Any:
+    m = vm.map_by_fd(ref) if isinstance(ref, int) else ref
+    if m is None or getattr(m, "vm", None) is not vm:
+        raise VMError(f"{prog.describe()}: fd_array entry {ref!r} is not a map of this VM")
+    return m
 
 
 def _as_program(code: Any) -> Program:
