@@ -220,10 +220,28 @@ int adjust(struct xdp_md *ctx)
 """
 
 
+def _edges():
+    """(op, delta, fine) right at the limits; the program adjusts by delta * 4 + fine (tail: times 8).
+    Head: the frame header below the headroom; tail: the tailroom end and the Ethernet minimum; meta:
+    the frame header and 4-byte alignment."""
+    for op, value in [(0, -216), (0, -217), (0, -220), (0, 50), (0, 51), (1, 432), (1, 433), (1, -6), (1, -7),
+                      (2, -216), (2, -220), (2, -4), (2, -6), (2, 4)]:
+        yield op, value // 4, value % 4
+
+
 @settings(max_examples=60, deadline=None)
 @given(op=hs.sampled_from([0, 1, 2]), delta=hs.integers(-128, 127), fine=hs.integers(-3, 3),
        size=hs.sampled_from([14, 15, 64, 300, 1500, 3500]))
 def test_xdp_adjust_head_tail_meta_match(op, delta, fine, size):
+    _compare_adjust(op, delta, fine, size)
+
+
+@pytest.mark.parametrize("op,delta,fine", list(_edges()))
+def test_xdp_adjust_limits_match(op, delta, fine):
+    _compare_adjust(op, delta, fine, 64)
+
+
+def _compare_adjust(op, delta, fine, size):
     vm_obj, kobj = both(XDP_ADJUST, "xdpadjust")
     packet = bytes([op, delta & 0xFF, fine & 0xFF]) + bytes(range(256)) * 14
     packet = packet[:size]
