@@ -221,3 +221,25 @@ def test_random_valid_instructions_only_ever_raise_bpf_errors(code, memory, engi
         vm.execute(vm.load(code + [EXIT]), memory=bytearray(memory))
     except BPFError:
         pass
+
+
+def test_probe_read_str_follows_a_tracepoint_data_loc_string():
+    from pybpf.isa import assemble
+
+    fmt = TracepointFormat.parse("field:int pid;\toffset:8;\tsize:4;\tsigned:1;\n"
+                                 "field:__data_loc char[] path;\toffset:12;\tsize:4;\tsigned:0;\n")
+    ctx = fmt.context(pid=5, path="/tmp/x")
+    # r0 = bpf_probe_read_str(r10 - 16, 16, ctx + (ctx->path & 0xffff)); return the copied first byte
+    code = assemble("""
+        r6 = r1
+        r3 = *(u32 *)(r6 + 12)
+        r3 &= 0xffff
+        r3 += r6
+        r1 = r10
+        r1 += -16
+        r2 = 16
+        call 45
+        r0 = *(u8 *)(r10 - 16)
+        exit
+    """)
+    assert VM().load(code, type=ProgType.TRACEPOINT).test_run(ctx=ctx).retval == ord("/")

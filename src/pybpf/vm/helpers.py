@@ -215,15 +215,20 @@ def get_current_cgroup_id(vm) -> int:
 # --- reading memory ("probe" reads come from VM memory: there is no kernel to read) ---------------
 
 
-def _read_any(vm, address: int, size: int, what: str) -> bytes:
-    """Memory as a kernel function would read it: the context's bytes too (its fields are not plain
-    memory for loads, but bpf_probe_read of ctx + offset reads the struct)."""
+def _context_bytes(vm, address: int) -> bytes | None:
+    """The context struct's bytes from ``address`` on, when it points into the context: its fields
+    are not plain memory for loads, but bpf_probe_read(ctx + offset) reads the struct (tracepoint
+    __data_loc strings are read that way)."""
     region = vm.memory.region_at(address)
     if region is not None and region.kind == "ctx" and vm.run is not None and vm.run.ctx is not None:
-        raw = vm.run.ctx.raw()
-        off = address - region.address
-        if 0 <= off and off + size <= len(raw):
-            return raw[off:off + size]
+        return vm.run.ctx.raw()[address - region.address:]
+    return None
+
+
+def _read_any(vm, address: int, size: int, what: str) -> bytes:
+    raw = _context_bytes(vm, address)
+    if raw is not None and size <= len(raw):
+        return raw[:size]
     return vm.memory.load(address, size, what)
 
 
@@ -245,8 +250,9 @@ def _probe_read_str(vm, dst: int, size: int, src: int, what: str) -> int:
     if size == 0:
         return 0
     out = vm.memory.view(dst, size, write=True, what=f"{what} destination")
+    raw = _context_bytes(vm, src)
     try:
-        text = vm.memory.load_cstr(src, size - 1, what)
+        text = raw.split(b"\0", 1)[0] if raw is not None else vm.memory.load_cstr(src, size - 1, what)
     except VMFault:
         out[0] = 0
         return neg(errno.EFAULT)
