@@ -27,6 +27,10 @@ from .maps import (
     ArrayMap, BloomFilterMap, HashMap, LPMTrieMap, LRUHashMap, MapOfMaps, ProgArray, QueueMap, StackTraceMap, VMMap,
 )
 from .program import TestRunResult, VMProgram
+from ..object.spec import register_backend
+
+# The VM needs nothing from the host, so it is always available.
+register_backend("vm", load_spec)
 
 
 def run(code: Any, memory: bytes | bytearray = b"", *, helpers: Mapping[int, Callable[..., int]] | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator, MutableMapping
 
+from ..btf import Kind
 from ..errors import BPFError, MapError, ObjectError, VMError
 from .constants import BPF_F_RDONLY_PROG, MapType
 from .machine import VM
@@ -154,12 +155,12 @@ class VMObject:
         return f"<VMObject {self.spec.name} maps={list(self.maps)} programs={list(self.programs)}>"
 
 
-def _codec(spec: "ObjectSpec", btf_type: Any, size: int, label: str) -> Any:
-    if btf_type is None:
+def _codec(spec: "ObjectSpec", type_id: int, size: int, label: str) -> Any:
+    if not type_id or spec.btf[type_id].kind == Kind.DATASEC:  # global data: accessed by variable instead
         return None
     from ..object.values import codec_for
 
-    return codec_for(btf_type, size, label, spec.btf)
+    return codec_for(spec.btf, type_id, size, label)
 
 
 def _create_map(vm: VM, spec: "ObjectSpec", name: str, ms: Any) -> VMMap:
@@ -175,8 +176,8 @@ def _create_map(vm: VM, spec: "ObjectSpec", name: str, ms: Any) -> VMMap:
     return vm.create_map(
         ms.type, ms.key_size, ms.value_size, ms.max_entries, flags=flags, name=name, inner_map=inner,
         map_extra=ms.map_extra,
-        key_codec=None if keyless else _codec(spec, ms.key_type, ms.key_size, f"{name} key"),
-        value_codec=_codec(spec, ms.value_type, ms.value_size, f"{name} value")
+        key_codec=None if keyless else _codec(spec, ms.key_type_id, ms.key_size, f"{name} key"),
+        value_codec=_codec(spec, ms.value_type_id, ms.value_size, f"{name} value")
         if ms.type not in (MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS) else None,
     )
 
