@@ -44,13 +44,13 @@ _PREC = {"|": 1, "&": 2, "LSH": 3, "RSH": 3, "+": 4, "-": 4, "*": 5, "/": 5, "%"
 _UMINUS = 6
 _RELOPS = {">": (0x20, False), "GEQ": (0x30, False), "=": (0x10, False),
            "LEQ": (0x20, True), "<": (0x30, True), "NEQ": (0x10, True)}
-# Primitives of other link types: recognised so the error can name them.
-UNSUPPORTED = {
-    "LANE", "METAC", "BCC", "OAMF4EC", "OAMF4SC", "SC", "ILMIC", "OAM", "OAMF4", "CONNECTMSG",
-    "METACONNECT", "VPI", "VCI", "FISU", "LSSU", "MSU", "HFISU", "HLSSU", "HMSU", "SIO", "OPC", "DPC", "SLS",
-    "HSIO", "HOPC", "HDPC", "HSLS", "PF_IFNAME", "PF_RSET", "PF_RNR", "PF_SRNR", "PF_REASON", "PF_ACTION",
-    "TYPE", "SUBTYPE", "DIR",
-}
+# Primitives without operands of raw ATM and SS7 MTP2, and the fields compared with numbers.
+ATM_TYPES = {"LANE", "METAC", "BCC", "OAMF4EC", "OAMF4SC", "SC", "ILMIC"}
+ATM_MULTI_TYPES = {"OAM", "OAMF4", "CONNECTMSG", "METACONNECT"}
+ATM_FIELDS = {"VPI": "vpi", "VCI": "vci"}
+MTP2_TYPES = {"FISU", "LSSU", "MSU", "HFISU", "HLSSU", "HMSU"}
+MTP3_FIELDS = {"SIO", "OPC", "DPC", "SLS", "HSIO", "HOPC", "HDPC", "HSLS"}
+PF_KEYWORDS = {"PF_IFNAME", "PF_RSET", "PF_RNR", "PF_SRNR", "PF_REASON", "PF_ACTION"}
 
 
 class Qual(NamedTuple):
@@ -146,8 +146,8 @@ class Parser:
                 self.take()
                 return ("other", self.take().kind, PNAMES[kind]), QERR
             if nxt in ("TYPE", "SUBTYPE", "DIR"):
-                self.take()
-                return self.unsupported()
+                self.take()  # the protocol qualifier is accepted and ignored, as by libpcap
+                return self.p80211()
             if self._starts_head_tail(nxt):
                 return self.head_id()
             self.take()
@@ -186,18 +186,68 @@ class Parser:
             if self.peek() == "ID":
                 return ("llc", self.take().value), QERR
             return ("llc", None), QERR
-        if kind in UNSUPPORTED:
-            return self.unsupported()
+        if kind in ("TYPE", "SUBTYPE", "DIR"):
+            return self.p80211()
+        if kind in PF_KEYWORDS:
+            return self.pfvar()
+        if kind in ATM_TYPES:
+            return ("atmtype", self.take().kind), QERR
+        if kind in ATM_MULTI_TYPES:
+            return ("atmmulti", self.take().kind), QERR
+        if kind in MTP2_TYPES:
+            return ("mtp2type", self.take().kind), QERR
+        if kind in ATM_FIELDS:
+            self.take()
+            return ("atmfield", ATM_FIELDS[kind], self.field_values()), QERR
+        if kind in MTP3_FIELDS:
+            self.take()
+            return ("mtp3field", kind, self.field_values()), QERR
         if kind in ("NUM", "LEN", "-"):
             return self.relation()
         self.fail()
 
-    def unsupported(self):
-        tok = self.take()
-        # consume the primitive's operands so the error names the primitive, not a later token
-        while self.peek() not in ("AND", "OR", ")", "EOF"):
+    def p80211(self):
+        """`type T [subtype S]`, `subtype S`, `dir D`; names are resolved by the code generator."""
+        kind = self.take().kind
+        if kind == "TYPE":
+            ftype = self.name_or_number()
+            if self.peek() == "SUBTYPE":
+                self.take()
+                return ("wlan_type", ftype, self.name_or_number()), QERR
+            return ("wlan_type", ftype, None), QERR
+        if kind == "SUBTYPE":
+            return ("wlan_subtype", self.expect("ID").value), QERR
+        return ("wlan_dir", self.name_or_number()), QERR
+
+    def name_or_number(self):
+        if self.peek() == "NUM":
+            return ("num", self.take().value)
+        return ("name", self.expect("ID").value)
+
+    def pfvar(self):
+        kind = self.take().kind
+        if kind in ("PF_IFNAME", "PF_RSET", "PF_ACTION"):
+            return ("pf", kind, self.expect("ID").value), QERR
+        if kind in ("PF_RNR", "PF_SRNR"):
+            return ("pf", kind, self.expect("NUM").value), QERR
+        return ("pf", kind, self.name_or_number()), QERR
+
+    def field_values(self) -> list[tuple[int, bool, int]]:
+        """After vpi/vci/sio/...: NUM, relop NUM, or (NUM or NUM ...); as (jump op, reversed, value)."""
+        kind = self.peek()
+        if kind == "NUM":
+            return [(0x10, False, self.take().value)]
+        if kind in _RELOPS:
             self.take()
-        return ("unsupported", tok.text), QERR
+            code, reversed_ = _RELOPS[kind]
+            return [(code, reversed_, self.expect("NUM").value)]
+        self.expect("(")
+        values = [(0x10, False, self.expect("NUM").value)]
+        while self.peek() == "OR":
+            self.take()
+            values.append((0x10, False, self.expect("NUM").value))
+        self.expect(")")
+        return values
 
     @staticmethod
     def _starts_head_tail(kind: str) -> bool:
