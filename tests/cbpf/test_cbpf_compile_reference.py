@@ -75,3 +75,46 @@ def test_refusals_match_libpcap_messages():
                 if not cases.same(want, got):
                     mismatches.append(f"{dlt} {expr!r}: libpcap {want} / pybpf {got}")
     assert not mismatches, "\n".join(mismatches)
+
+
+def _random_expressions(rng, count: int, dlt: str, junk_rate: float) -> list[str]:
+    """Nested and/or/not of primitives libpcap accepts on dlt, some with a stray token or bad number."""
+    atoms = [e for e in cases.EXPRESSIONS
+             if " and " not in e and " or " not in e and not isinstance(cases.outcome_ref(e, dlt), str)]
+    junk = ["and", "or", "not", "(", ")", "08", "4294967296", "@", "1:2:3:4:5:6:7", "port", "=", "ip[0:3]", "len /",
+            "vpi 1", "type mgt", "on eth0", "sio 3", "lane"]
+
+    def expr(depth: int) -> str:
+        if depth == 0 or rng.random() < 0.2:
+            atom = rng.choice(atoms)
+            return atom if rng.random() < 0.8 else f"not ({atom})"
+        return "(" + rng.choice([" and ", " or "]).join(expr(depth - 1) for _ in range(rng.randint(2, 4))) + ")"
+
+    out = []
+    for _ in range(count):
+        words = expr(rng.randint(1, 4)).split()
+        if rng.random() < junk_rate:
+            words.insert(rng.randint(0, len(words)), rng.choice(junk))
+        out.append(" ".join(words))
+    return out
+
+
+def test_random_and_broken_expressions_like_libpcap():
+    """Long programs (long-jump layout) and errors met mid-way: libpcap reports the first it meets,
+    a code-generation error before a later syntax or scanner error."""
+    import random
+
+    rng = random.Random(20240611)
+    bad = []
+    accepted = long = 0
+    for dlt in ("EN10MB", "IEEE802_11_RADIO", "PFLOG", "SUNATM", "MTP2", "ARCNET", "FDDI", "LINUX_SLL2"):
+        for expr in _random_expressions(rng, 30, dlt, 0.4):
+            for optimize in (True, False):
+                want = cases.outcome_ref(expr, dlt, 262144, optimize)
+                got = cases.outcome_ours(expr, dlt, 262144, optimize)
+                accepted += not isinstance(want, str)
+                long += not isinstance(want, str) and len(want) > 256
+                if not cases.same(want, got):
+                    bad.append(f"{dlt} {expr!r}: libpcap {str(want)[:80]} / pybpf {str(got)[:80]}")
+    assert not bad, "\n".join(bad[:10])
+    assert accepted > 120 and long > 8

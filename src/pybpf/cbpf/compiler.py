@@ -6,9 +6,9 @@ from ..errors import CompileError, FilterSyntaxError
 from . import linktypes
 from .gencode import PCAP_NETMASK_UNKNOWN, CodeGen
 from .insn import CInsn
-from .lexer import LexError, tokenize
+from .lexer import LexError, Token, tokenize
 from .optimize import flatten, optimize as optimize_dag
-from .parser import parse
+from .parser import before_scanner_error, parse
 
 
 def compile(expression: str, linktype: str | int = "EN10MB", snaplen: int = 262144, optimize: bool = True,
@@ -29,11 +29,26 @@ def compile(expression: str, linktype: str | int = "EN10MB", snaplen: int = 2621
     try:
         tokens = tokenize(expression)
     except LexError as exc:
-        raise FilterSyntaxError(str(exc), expression, exc.pos) from None
-    tree = parse(expression, tokens)
+        syntax_error, pieces = before_scanner_error(expression, exc.tokens + [Token("EOF", None, exc.pos, "")])
+        _raise_earlier_error(gen, pieces)
+        raise syntax_error or FilterSyntaxError(str(exc), expression, exc.pos) from None
+    try:
+        tree = parse(expression, tokens)
+    except FilterSyntaxError as exc:
+        _raise_earlier_error(gen, exc.completed)
+        raise
     root = gen.finish(tree)
     if optimize and not gen.no_optimize:
         root = optimize_dag(root)
         if root.code == 0x06 and root.k == 0:
             raise CompileError("expression rejects all packets")
     return flatten(root)
+
+
+def _raise_earlier_error(gen: CodeGen, pieces) -> None:
+    """Generate the pieces parsed before a syntax error; an error among them is the one libpcap reports."""
+    for kind, node in pieces:
+        try:
+            gen.block(node) if kind == "bool" else gen.arth(node)
+        except CompileError as exc:
+            raise exc from None
