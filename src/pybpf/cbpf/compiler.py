@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from ..errors import CompileError, FilterSyntaxError
 from . import linktypes
 from .gencode import PCAP_NETMASK_UNKNOWN, CodeGen
@@ -18,7 +20,7 @@ def compile(expression: str, linktype: str | int = "EN10MB", snaplen: int = 2621
     `optimize=False` is tcpdump's -O.  `netmask` only matters for `ip broadcast`.
     Errors: FilterSyntaxError (with a caret position) for text that does not
     parse, CompileError for expressions libpcap refuses (with its message),
-    NotSupportedError for link types or primitives pybpf does not compile.
+    NotSupportedError for link-layer type names pybpf does not know.
     """
     if not isinstance(expression, str):
         raise TypeError(f"expression must be a str, not {type(expression).__name__}")
@@ -32,12 +34,18 @@ def compile(expression: str, linktype: str | int = "EN10MB", snaplen: int = 2621
         syntax_error, pieces = before_scanner_error(expression, exc.tokens + [Token("EOF", None, exc.pos, "")])
         _raise_earlier_error(gen, pieces)
         raise syntax_error or FilterSyntaxError(str(exc), expression, exc.pos) from None
+    # parsing and the tree walk recurse once per nesting level ('a or b or ...' nests per term)
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 8 * len(tokens) + 1000))
     try:
-        tree = parse(expression, tokens)
-    except FilterSyntaxError as exc:
-        _raise_earlier_error(gen, exc.completed)
-        raise
-    root = gen.finish(tree)
+        try:
+            tree = parse(expression, tokens)
+        except FilterSyntaxError as exc:
+            _raise_earlier_error(gen, exc.completed)
+            raise
+        root = gen.finish(tree)
+    finally:
+        sys.setrecursionlimit(old_limit)
     if optimize and not gen.no_optimize:
         root = optimize_dag(root)
         if root.code == 0x06 and root.k == 0:
