@@ -19,7 +19,7 @@ from . import linktypes, names
 from .blocks import JMP, M32, Block, Stmt, backpatch, gen_and, gen_not, gen_or, sappend
 from .gencode_atm import A_PROTOTYPE, PT_LLC, AtmCodeGen
 from .gencode_base import (
-    DLT, DLT_CAN20B, DLT_HDLC, DLT_IEEE802_15_4_TAP, DLT_PFSYNC, DLT_USB_FREEBSD, OFFSET_NOT_SET, OR_LINKHDR,
+    DLT, DLT_HDLC, OFFSET_NOT_SET, OR_LINKHDR,
     OR_LINKPL, OR_LINKPL_NOSNAP, OR_LINKTYPE, OR_LLC, OR_PREVLINKHDR, OR_PREVMPLSHDR, OR_TRAN_IPV4,
     OR_TRAN_IPV6, PCAP_NETMASK_UNKNOWN, FilterError, bpf_error, swap32,
 )
@@ -50,7 +50,7 @@ DLT_ATM_RFC1483, DLT_ATM_CLIP, DLT_SUNATM, DLT_IP_OVER_FC = (
 DLT_LTALK, DLT_FRELAY, DLT_MFR, DLT_IPNET = DLT["LTALK"], DLT["FRELAY"], DLT["MFR"], DLT["IPNET"]
 DLT_NETANALYZER, DLT_NETANALYZER_TRANSPARENT = DLT["NETANALYZER"], DLT["NETANALYZER_TRANSPARENT"]
 DLT_MTP2, DLT_MTP2_WITH_PHDR, DLT_ERF = DLT["MTP2"], DLT["MTP2_WITH_PHDR"], DLT["ERF"]
-DLT_BACNET_MS_TP = DLT["BACNET_MS_TP"]
+DLT_BACNET_MS_TP, DLT_PFSYNC = DLT["BACNET_MS_TP"], DLT["PFSYNC"]
 JUNIPER_DLTS = tuple(DLT[n] for n in (
     "JUNIPER_MFR", "JUNIPER_MLFR", "JUNIPER_MLPPP", "JUNIPER_ATM1", "JUNIPER_ATM2", "JUNIPER_PPPOE",
     "JUNIPER_PPPOE_ATM", "JUNIPER_GGSN", "JUNIPER_ES", "JUNIPER_MONITOR", "JUNIPER_SERVICES", "JUNIPER_ETHER",
@@ -58,12 +58,12 @@ JUNIPER_DLTS = tuple(DLT[n] for n in (
     "JUNIPER_SRX_E2E", "JUNIPER_FIBRECHANNEL", "JUNIPER_ATM_CEMIC"))
 # Ethernet and Ethernet behind a fixed pseudo-header
 ETHER_DLTS = (DLT_EN10MB, DLT_NETANALYZER, DLT_NETANALYZER_TRANSPARENT)
-X = OFFSET_NOT_SET
+N = OFFSET_NOT_SET  # short for the table below
 
 # DLT -> (off_linktype, off_linkpl, off_nl, off_nl_nosnap), libpcap's init_linktype table.
 _LINK_OFFSETS: dict[int, tuple[int, int, int, int]] = {
     DLT_ARCNET: (2, 6, 0, 0), DLT_ARCNET_LINUX: (4, 8, 0, 0),
-    DLT_EN10MB: (12, 14, 0, 3), DLT_SLIP: (X, 16, 0, 0), DLT_SLIP_BSDOS: (X, 24, 0, 0),
+    DLT_EN10MB: (12, 14, 0, 3), DLT_SLIP: (N, 16, 0, 0), DLT_SLIP_BSDOS: (N, 24, 0, 0),
     DLT_NULL: (0, 4, 0, 0), DLT_LOOP: (0, 4, 0, 0), DLT_ENC: (0, 12, 0, 0),
     DLT_PPP: (2, 4, 0, 0), DLT_PPP_PPPD: (2, 4, 0, 0), DLT_C_HDLC: (2, 4, 0, 0), DLT_HDLC: (2, 4, 0, 0),
     DLT_PPP_SERIAL: (2, 4, 0, 0), DLT_PPP_ETHER: (6, 8, 0, 0), DLT_PPP_BSDOS: (5, 24, 0, 0),
@@ -71,23 +71,23 @@ _LINK_OFFSETS: dict[int, tuple[int, int, int, int]] = {
     DLT_IEEE802_11: (24, 0, 8, 3), DLT_PRISM_HEADER: (24, 0, 8, 3), DLT_IEEE802_11_RADIO_AVS: (24, 0, 8, 3),
     DLT_IEEE802_11_RADIO: (24, 0, 8, 3), DLT_PPI: (24, 0, 8, 3),
     DLT_ATM_RFC1483: (0, 0, 8, 3), DLT_ATM_CLIP: (0, 0, 8, 3), DLT_SUNATM: (4, 4, 8, 3),
-    DLT_RAW: (X, 0, 0, 0), DLT_IPV4: (X, 0, 0, 0), DLT_IPV6: (X, 0, 0, 0),
-    DLT_SLL: (14, 16, 0, 0), DLT_SLL2: (0, 20, 0, 0), DLT_LTALK: (X, 0, 0, 0), DLT_IP_OVER_FC: (16, 16, 8, 3),
-    DLT_FRELAY: (X, 0, 0, 0), DLT_MFR: (X, 0, 4, 0), DLT["APPLE_IP_OVER_IEEE1394"]: (16, 18, 0, 0),
+    DLT_RAW: (N, 0, 0, 0), DLT_IPV4: (N, 0, 0, 0), DLT_IPV6: (N, 0, 0, 0),
+    DLT_SLL: (14, 16, 0, 0), DLT_SLL2: (0, 20, 0, 0), DLT_LTALK: (N, 0, 0, 0), DLT_IP_OVER_FC: (16, 16, 8, 3),
+    DLT_FRELAY: (N, 0, 0, 0), DLT_MFR: (N, 0, 4, 0), DLT["APPLE_IP_OVER_IEEE1394"]: (16, 18, 0, 0),
     DLT["SYMANTEC_FIREWALL"]: (6, 44, 0, 0), DLT_PFLOG: (0, 0, 0, 0),
     DLT["JUNIPER_ATM1"]: (4, 4, 0, 10), DLT["JUNIPER_ATM2"]: (8, 8, 0, 10),
     DLT["JUNIPER_PPPOE"]: (16, 14, 18, 21), DLT["JUNIPER_ETHER"]: (16, 14, 18, 21),
-    DLT["JUNIPER_PPPOE_ATM"]: (4, 6, 0, X), DLT["JUNIPER_GGSN"]: (6, 12, 0, X), DLT["JUNIPER_ES"]: (6, X, X, X),
-    DLT["JUNIPER_MONITOR"]: (12, 12, 0, X), DLT_BACNET_MS_TP: (X, X, X, X), DLT["JUNIPER_SERVICES"]: (12, X, X, X),
-    DLT["JUNIPER_VP"]: (18, X, X, X), DLT["JUNIPER_ST"]: (18, X, X, X), DLT["JUNIPER_ISM"]: (8, X, X, X),
-    DLT["JUNIPER_VS"]: (8, X, X, X), DLT["JUNIPER_SRX_E2E"]: (8, X, X, X),
-    DLT["JUNIPER_FIBRECHANNEL"]: (8, X, X, X), DLT["JUNIPER_ATM_CEMIC"]: (8, X, X, X),
-    DLT_MTP2: (X, X, X, X), DLT_MTP2_WITH_PHDR: (X, X, X, X), DLT_ERF: (X, X, X, X),
-    DLT_PFSYNC: (X, 4, 0, 0), DLT["AX25_KISS"]: (X, X, X, X), DLT_IPNET: (1, 24, 0, X),
+    DLT["JUNIPER_PPPOE_ATM"]: (4, 6, 0, N), DLT["JUNIPER_GGSN"]: (6, 12, 0, N), DLT["JUNIPER_ES"]: (6, N, N, N),
+    DLT["JUNIPER_MONITOR"]: (12, 12, 0, N), DLT_BACNET_MS_TP: (N, N, N, N), DLT["JUNIPER_SERVICES"]: (12, N, N, N),
+    DLT["JUNIPER_VP"]: (18, N, N, N), DLT["JUNIPER_ST"]: (18, N, N, N), DLT["JUNIPER_ISM"]: (8, N, N, N),
+    DLT["JUNIPER_VS"]: (8, N, N, N), DLT["JUNIPER_SRX_E2E"]: (8, N, N, N),
+    DLT["JUNIPER_FIBRECHANNEL"]: (8, N, N, N), DLT["JUNIPER_ATM_CEMIC"]: (8, N, N, N),
+    DLT_MTP2: (N, N, N, N), DLT_MTP2_WITH_PHDR: (N, N, N, N), DLT_ERF: (N, N, N, N),
+    DLT_PFSYNC: (N, 4, 0, 0), DLT["AX25_KISS"]: (N, N, N, N), DLT_IPNET: (1, 24, 0, N),
     DLT_NETANALYZER: (16, 18, 0, 3), DLT_NETANALYZER_TRANSPARENT: (24, 26, 0, 3),
 }
 for _dlt in ("JUNIPER_MFR", "JUNIPER_MLFR", "JUNIPER_MLPPP", "JUNIPER_PPP", "JUNIPER_CHDLC", "JUNIPER_FRELAY"):
-    _LINK_OFFSETS[DLT[_dlt]] = (4, 4, 0, X)
+    _LINK_OFFSETS[DLT[_dlt]] = (4, 4, 0, N)
 # SS7 over MTP2: offsets of the length indicator (normal, high-speed), SIO, OPC, DPC, SLS
 _SS7_OFFSETS = {DLT_MTP2: (2, 4, 3, 4, 4, 7), DLT_MTP2_WITH_PHDR: (6, 8, 7, 8, 8, 11), DLT_ERF: (22, 24, 23, 24, 24, 27)}
 # where the link-layer header itself starts, past a fixed pseudo-header
@@ -96,11 +96,11 @@ _LINKHDR_OFFSETS = {DLT_NETANALYZER: 4, DLT_NETANALYZER_TRANSPARENT: 12}
 _NO_LINKTYPE_FILTERING = {
     DLT_MFR: "Multi-link Frame Relay", DLT["LINUX_IRDA"]: "IrDA", DLT["DOCSIS"]: "DOCSIS", DLT_MTP2: "MTP2",
     DLT_MTP2_WITH_PHDR: "MTP2", DLT_ERF: "ERF", DLT_PFSYNC: "PFSYNC", DLT["LINUX_LAPD"]: "LAPD",
-    DLT_USB_FREEBSD: "USB", DLT["USB_LINUX"]: "USB", DLT["USB_LINUX_MMAPPED"]: "USB", DLT["USBPCAP"]: "USB",
+    DLT["USB_FREEBSD"]: "USB", DLT["USB_LINUX"]: "USB", DLT["USB_LINUX_MMAPPED"]: "USB", DLT["USBPCAP"]: "USB",
     DLT["BLUETOOTH_HCI_H4"]: "Bluetooth", DLT["BLUETOOTH_HCI_H4_WITH_PHDR"]: "Bluetooth",
-    DLT_CAN20B: "CAN", DLT["CAN_SOCKETCAN"]: "CAN", DLT["IEEE802_15_4"]: "IEEE 802.15.4",
+    DLT["CAN20B"]: "CAN", DLT["CAN_SOCKETCAN"]: "CAN", DLT["IEEE802_15_4"]: "IEEE 802.15.4",
     DLT["IEEE802_15_4_LINUX"]: "IEEE 802.15.4", DLT["IEEE802_15_4_NONASK_PHY"]: "IEEE 802.15.4",
-    DLT["IEEE802_15_4_NOFCS"]: "IEEE 802.15.4", DLT_IEEE802_15_4_TAP: "IEEE 802.15.4",
+    DLT["IEEE802_15_4_NOFCS"]: "IEEE 802.15.4", DLT["IEEE802_15_4_TAP"]: "IEEE 802.15.4",
     DLT["IEEE802_16_MAC_CPS_RADIO"]: "IEEE 802.16", DLT["SITA"]: "SITA", DLT["RAIF1"]: "RAIF1",
     DLT["IPMB_KONTRON"]: "IPMB", DLT["IPMB_LINUX"]: "IPMB", DLT["AX25_KISS"]: "AX.25", DLT["NFLOG"]: "NFLOG",
 }
@@ -184,7 +184,7 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
             if not linktypes.MATCHING_MIN <= linktype <= linktypes.MATCHING_MAX:
                 bpf_error(f"unknown data link type {linktype} (min {linktypes.MATCHING_MIN}, "
                           f"max {linktypes.MATCHING_MAX})")
-            offsets = (X, X, X, X)  # only link[...] loads make sense
+            offsets = (N, N, N, N)  # only link[...] loads make sense
         self.off_linktype.constant_part, self.off_linkpl.constant_part, self.off_nl, self.off_nl_nosnap = offsets
         self.off_linkhdr.constant_part = _LINKHDR_OFFSETS.get(linktype, 0)
         if linktype in RADIO_DLTS or linktype == DLT_PPI:

@@ -17,8 +17,7 @@ from . import linktypes
 from .blocks import JMP, M32, Block, Stmt, gen_and, gen_not, sappend
 
 DLT = {name: value for name, (value, _) in linktypes.DLT.items()}
-# libpcap knows these DLTs by number in its code generator; they are not all in the name table.
-DLT_HDLC, DLT_PFSYNC, DLT_USB_FREEBSD, DLT_CAN20B, DLT_IEEE802_15_4_TAP = 112, 246, 186, 190, 283
+DLT_HDLC = 112  # NetBSD's HDLC: compiled like Cisco HDLC, but it has no name in the registry
 
 OFFSET_NOT_SET = 0xFFFFFFFF
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF

@@ -177,10 +177,6 @@ _LINKTYPE_TO_DLT = {100: 11, 101: 12, 102: 15, 103: 16, 106: 19}
 # accepts only the types it knows.
 MATCHING_MIN, MATCHING_MAX = 104, 289
 
-# Every named link type can be compiled for (some only for a few primitives, as in libpcap).
-SUPPORTED = tuple(DLT)
-
-
 def dlt_value(linktype: str | int) -> int:
     """The DLT number for a name ('EN10MB', 'DLT_EN10MB', case-insensitive) or a number."""
     if isinstance(linktype, int):
