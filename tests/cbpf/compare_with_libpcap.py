@@ -1,7 +1,10 @@
 """Measure how many filter expressions pybpf compiles exactly like the installed libpcap.
 
 usage: python tests/cbpf/compare_with_libpcap.py FILE [-v]
-FILE holds lines 'DLT<TAB>snaplen<TAB>netmask<TAB>expression' (netmask may be empty).
+       python tests/cbpf/compare_with_libpcap.py --every-linktype [-v]
+FILE holds lines 'DLT<TAB>snaplen<TAB>netmask<TAB>expression' (netmask may be empty);
+--every-linktype takes every expression of filter_expressions.txt on every link
+type libpcap names (the unit tests run it on one link type of each kind).
 Prints, with the optimizer and without (-O), the share of expressions whose
 outcome is identical: the same instructions, or a refusal with the same message
 (pybpf may append how it resolves names, after libpcap's message).  -v lists
@@ -48,7 +51,13 @@ def compare(dlt_name: str, snaplen: int, netmask: int, expr: str, optimize: bool
 
 def main(argv: list[str]) -> int:
     verbose = "-v" in argv
-    rows = [line.rstrip("\n").split("\t", 3) for line in Path(argv[1]).read_text().splitlines() if line.strip()]
+    if argv[1] == "--every-linktype":
+        from pybpf.cbpf import linktypes
+
+        rows = [(dlt, "262144", str(cases.NETMASK), expr) for dlt in linktypes.DLT for expr in cases.EXPRESSIONS]
+    else:
+        rows = [line.rstrip("\n").split("\t", 3) for line in Path(argv[1]).read_text().splitlines()
+                if line.strip()]
     for optimize in (True, False):
         kinds: Counter[str] = Counter()
         for dlt_name, snaplen, netmask, expr in rows:
