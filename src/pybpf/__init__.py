@@ -30,6 +30,23 @@ from .errors import (
 
 __version__ = "0.1.0"
 
+# The heavier layers load on first use, so `import pybpf` (and every CLI command) stays quick.
+_LAZY = {
+    "ObjectSpec": ("pybpf.object", "ObjectSpec"),
+    "compile": ("pybpf.object.compile", "compile"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pybpf' has no attribute {name!r}")
+
 __all__ = [
     "AssemblerError",
     "BPFError",
@@ -37,6 +54,7 @@ __all__ = [
     "BTFError",
     "BTFLoadError",
     "CompileError",
+    "compile",
     "CORERelocationError",
     "ELFError",
     "FilterSyntaxError",
@@ -47,6 +65,7 @@ __all__ = [
     "MapError",
     "NotSupportedError",
     "ObjectError",
+    "ObjectSpec",
     "VerifierError",
     "VMError",
     "VMFault",

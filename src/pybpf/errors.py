@@ -68,6 +68,13 @@ class BTFError(FormatError):
     """BTF or BTF.ext data that cannot be read or resolved."""
 
 
+class TypeNotFoundError(BTFError, KeyError):
+    """A BTF type, member or enumerator looked up by name that is not there."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class ObjectError(BPFError):
     """An ObjectSpec that is inconsistent or asks for something unsupported."""
 

@@ -1,1 +1,63 @@
-"""BTF and BTF.ext: read, write, look up, dump as C."""
+"""BTF and BTF.ext: read, write, look up, dump as C, encode and decode values.
+
+    from pybpf.btf import BTF, kernel_btf
+    vmlinux = kernel_btf()                          # parsed once per process, lazily
+    task = vmlinux.find("struct task_struct")       # or find("task_struct", "struct")
+    vmlinux.member_offset(task, "se.vruntime")      # -> byte offset
+    btf = BTF.from_file("prog.bpf.o")               # an object's .BTF (validated)
+    codec = btf.codec("struct event")               # bytes <-> Python values, compiled once
+    print(btf.dump_c())                             # what `bpftool btf dump ... format c` prints
+
+Modules: btf (the BTF container and parser), types (one frozen class per kind),
+writer, validate, rawdump and cdump (bpftool's two formats), ext (.BTF.ext),
+codec (values), sanitize (loading on older kernels, DATASEC fix-ups), kernel
+(/sys/kernel/btf).
+"""
+
+from .btf import BTF
+from .ext import BTFExt, CoreRelo, CoreReloKind, ExtSection, FuncInfo, LineInfo
+from .codec import Codec, Record, UnionRecord, as_dict
+from .sanitize import BTFFeatures, fixup_datasecs, needs_sanitizing, probe_btf, sanitize
+from .kernel import clear_cache, kernel_btf, kernel_modules_with_btf, module_btf
+from .types import (
+    MODIFIER_KINDS,
+    Array,
+    Composite,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumValue,
+    Float,
+    Func,
+    FuncLinkage,
+    FuncProto,
+    Fwd,
+    Int,
+    IntEncoding,
+    Kind,
+    Member,
+    Param,
+    Pointer,
+    Restrict,
+    Struct,
+    Type,
+    TypeTag,
+    Typedef,
+    Union,
+    Var,
+    VarLinkage,
+    VarSecinfo,
+    Void,
+    Volatile,
+    essential_name,
+)
+
+__all__ = [
+    "BTF", "BTFExt", "BTFFeatures", "Codec", "Record", "UnionRecord", "as_dict", "fixup_datasecs",
+    "needs_sanitizing", "probe_btf", "sanitize", "CoreRelo", "CoreReloKind", "ExtSection", "FuncInfo", "LineInfo", "Kind", "Type", "Void", "Int", "Float", "Pointer", "Array", "Composite", "Struct", "Union", "Enum",
+    "Enum64", "EnumValue", "Fwd", "Typedef", "Volatile", "Const", "Restrict", "TypeTag", "Func", "FuncProto",
+    "Var", "Datasec", "DeclTag", "Member", "Param", "VarSecinfo", "IntEncoding", "FuncLinkage", "VarLinkage",
+    "MODIFIER_KINDS", "essential_name", "kernel_btf", "module_btf", "kernel_modules_with_btf", "clear_cache",
+]

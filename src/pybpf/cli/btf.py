@@ -1,30 +1,140 @@
-"""`pybpf btf list`: the BTF objects in the kernel (vmlinux, modules, programs'), like `bpftool btf list`."""
+"""`pybpf btf`: BTF files and the kernel's BTF objects.
+
+``dump`` and ``ext`` read BTF from files (raw BTF, /sys/kernel/btf/*, ELF objects) and
+print it as bpftool does; ``list``/``show`` list the BTF objects loaded in the kernel,
+like `bpftool btf list`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 from .bpfobjects import add_output_options, each_selected, print_json, selector_help, wants_json
 
-EXAMPLES = """\
+EPILOG = """\
 examples:
-  pybpf btf list                 every BTF object, with the programs and maps using it
-  pybpf btf show 1 --json        vmlinux's BTF as JSON (bpftool -j field names)
+  pybpf btf dump /sys/kernel/btf/vmlinux --format c > vmlinux.h
+                                          the kernel's types as a C header for CO-RE programs
+  pybpf btf dump prog.bpf.o               raw listing of an object's .BTF (like bpftool btf dump file)
+  pybpf btf dump prog.bpf.o --json        the same as JSON (bpftool -j)
+  pybpf btf dump /sys/kernel/btf/nf_conntrack
+                                          a module's BTF (split on vmlinux automatically)
+  pybpf btf dump mod.btf --base vmlinux.btf --format c
+                                          split BTF from a file on an explicit base (bpftool -B)
+  pybpf btf dump vmlinux.btf --type task_struct --format c
+                                          one type and everything it needs
+  pybpf btf ext prog.bpf.o                .BTF.ext: func_info, line_info (with source) and CO-RE relocations
+  pybpf btf list                          BTF objects in the kernel, with the programs and maps using them
+  pybpf btf show 1 --json                 vmlinux's BTF object as JSON (bpftool -j field names)
+
+FILE is raw BTF (/sys/kernel/btf/*, a .btf file) or an ELF file with a .BTF section.
+The C output is declaration for declaration what `bpftool btf dump file FILE format c`
+prints, so a diff against bpftool's vmlinux.h is empty.
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "btf", help="list BTF objects loaded in the kernel (like bpftool btf list)",
-        description="List the BTF (type information) objects in the kernel and who uses them.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="verb", metavar="VERB")
+        "btf", help="dump BTF files (raw, JSON, C header) and list the kernel's BTF objects",
+        description="Inspect BTF, the type information of BPF objects, the kernel and its modules: dump\n"
+                    "files as bpftool does, or list the BTF objects loaded in the kernel.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="btf_command", metavar="SUBCOMMAND")
+
+    d = sub.add_parser("dump", help="print the types of a BTF file",
+                       description="Print the types of raw BTF or of an ELF file's .BTF section.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("file", metavar="FILE", help="raw BTF file or ELF object (e.g. /sys/kernel/btf/vmlinux, prog.o)")
+    d.add_argument("--format", "-f", choices=("raw", "c"), default="raw",
+                   help="raw: bpftool's listing (default); c: a compilable C header like vmlinux.h")
+    d.add_argument("--base", "-B", metavar="FILE", help="base BTF for split BTF (default for /sys/kernel/btf/MODULE: "
+                                                         "/sys/kernel/btf/vmlinux)")
+    d.add_argument("--json", "-j", action="store_true", help="raw format as JSON (like bpftool -j)")
+    d.add_argument("--type", "-t", action="append", metavar="NAME",
+                   help="only this type (by name or id) and, for C, what it needs; repeatable")
+    d.set_defaults(func=run_dump)
+
+    e = sub.add_parser("ext", help="print an object's .BTF.ext (func_info, line_info, CO-RE relocations)",
+                       description="Print the .BTF.ext section of a BPF ELF object: function info, line info "
+                                   "(source file, line, column, text) and CO-RE relocation records.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("file", metavar="OBJ", help="BPF ELF object compiled with clang -g")
+    e.add_argument("--json", "-j", action="store_true", help="print as JSON")
+    e.set_defaults(func=run_ext)
+
     for verb in ("list", "show"):
-        s = sub.add_parser(verb, help="show BTF objects (all, or the one given)")
+        s = sub.add_parser(verb, help="show BTF objects loaded in the kernel (all, or the ones given)")
         s.add_argument("btf", nargs="*", metavar="BTF", help=selector_help("btf"))
         add_output_options(s)
         s.set_defaults(func=run_show)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _load(path: str, base_path: str | None):
+    from ..btf import BTF
+
+    sysfs = path.startswith("/sys/kernel/btf/")
+    base = None
+    if base_path:
+        base = BTF.from_file(base_path, validate=not base_path.startswith("/sys/kernel/btf/"))
+    elif sysfs and Path(path).name != "vmlinux":
+        from ..btf import kernel_btf
+
+        base = kernel_btf()
+    # BTF the kernel serves was verified by the kernel; anything else is checked in full.
+    return BTF.from_file(path, base=base, validate=not sysfs)
+
+
+def _type_ids(btf, names: list[str] | None) -> list[int] | None:
+    if not names:
+        return None
+    ids = []
+    for name in names:
+        if name.isdigit():
+            ids.append(int(name))
+        else:
+            ids.append(btf.find(name).id)
+    return ids
+
+
+def _write(text: str) -> None:
+    out = sys.stdout
+    out.flush()
+    out.buffer.write(text.encode("utf-8", "surrogateescape"))
+    out.buffer.flush()
+
+
+def run_dump(args) -> int:
+    from ..btf.cdump import dump_c
+    from ..btf.rawdump import dump_raw, raw_json
+
+    btf = _load(args.file, args.base)
+    ids = _type_ids(btf, args.type)
+    if args.format == "c":
+        if args.json:
+            print("pybpf: error: JSON output is only available for the raw format", file=sys.stderr)
+            return 2
+        _write(dump_c(btf, ids))
+    elif args.json:
+        data = raw_json(btf, ids)
+        _write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
+    else:
+        _write(dump_raw(btf, ids))
+    return 0
+
+
+def run_ext(args) -> int:
+    from ..btf import BTFExt
+
+    ext = BTFExt.from_elf(args.file)
+    if args.json:
+        _write(json.dumps(ext.as_dict(), indent=1) + "\n")
+    else:
+        _write(ext.describe())
+    return 0
 
 
 def run_show(args: argparse.Namespace) -> int:

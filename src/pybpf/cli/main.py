@@ -10,16 +10,27 @@ import sys
 from ..errors import BPFError
 
 # Each module defines register(subparsers); a sub-command sets `func(args) -> int`.
-COMMAND_MODULES: tuple[str, ...] = (
-    "tracepipe",
-    "prog", "map", "link", "btf", "feature",
-    "capture",
-    "seccomp",
-    "filter",
-)
+# Only the module of the command being run is imported, so `pybpf X` does not pay
+# for every layer's imports; the summaries here are what `pybpf --help` lists.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "disasm": ("disasm", "disassemble a BPF object or raw bytecode"),
+    "asm": ("asm", "assemble BPF assembly text into bytecode"),
+    "object": ("object", "inspect a compiled BPF object (.o): programs, maps, variables, CO-RE"),
+    "btf": ("btf", "dump BTF files (raw, JSON, C header) and list the kernel's BTF objects"),
+    "prog": ("prog", "list, show, dump and pin programs loaded in the kernel (like bpftool prog)"),
+    "map": ("map", "list, show, dump, read and write maps in the kernel (like bpftool map)"),
+    "link": ("link", "list, show, detach and pin BPF links (like bpftool link)"),
+    "feature": ("feature", "probe which BPF features the running kernel has (like bpftool feature probe)"),
+    "trace-pipe": ("tracepipe", "print bpf_printk output from the kernel's trace pipe"),
+    "filter": ("filter", "compile a tcpdump filter expression to classic BPF"),
+    "capture": ("capture", "capture packets on an interface (filter in the kernel)"),
+    "seccomp": ("seccomp", "run a command under a seccomp system call filter"),
+    "vm": ("vm", "run BPF programs in pybpf's userspace VM (no kernel, no root); conformance suite"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported, the others are listed by summary."""
     parser = argparse.ArgumentParser(
         prog="pybpf",
         description="eBPF in pure Python: assemble, disassemble, inspect, load, attach, run and observe BPF programs.",
@@ -27,13 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pybpf {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"pybpf.cli.{name}").register(sub)
+    for name, (module, summary) in COMMANDS.items():
+        if command == name:
+            importlib.import_module(f"pybpf.cli.{module}").register(sub)
+        else:
+            sub.add_parser(name, help=summary, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

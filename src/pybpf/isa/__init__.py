@@ -1,6 +1,19 @@
-"""The eBPF instruction set: one Instruction type, the opcode table, programs."""
+"""The eBPF instruction set: one Instruction type, the opcode table, programs, text.
 
+Encode/decode: :class:`Instruction`, :class:`Program`.  Text:
+:func:`disassemble`, :func:`format_instruction` (and :func:`format_llvm`,
+:func:`format_kernel`, :func:`objdump_text`), :func:`assemble`.  Facts:
+:data:`OPCODES`, :func:`cpu_version`, :func:`conformance_group`,
+:func:`helper_name` / :func:`helper_id`.  The conformance suite's test files:
+:mod:`pybpf.isa.conformance`.
+"""
+
+from .assembler import assemble, assemble_listing
+from .disassembler import disassemble, format_instruction, objdump_section
+from .helpers import HELPER_COUNT, helper_id, helper_name
 from .instruction import SLOT_SIZE, Instruction, Program
+from .kernel_syntax import bpftool_imm_name, format_kernel
+from .llvm_syntax import format_llvm, objdump_text
 from .opcodes import (
     CALL,
     CALLX,
@@ -8,10 +21,12 @@ from .opcodes import (
     JA,
     JA32,
     LD_IMM64,
+    MAY_GOTO,
     OPCODES,
     AluOp,
     AtomicOp,
     Class,
+    Group,
     JmpOp,
     Kind,
     Mode,
@@ -20,10 +35,15 @@ from .opcodes import (
     PseudoLoad,
     Size,
     Source,
+    conformance_group,
+    cpu_version,
 )
 
 __all__ = [
-    "CALL", "CALLX", "EXIT", "JA", "JA32", "LD_IMM64", "OPCODES", "SLOT_SIZE",
-    "AluOp", "AtomicOp", "Class", "Instruction", "JmpOp", "Kind", "Mode", "OpInfo",
-    "Program", "PseudoCall", "PseudoLoad", "Size", "Source",
+    "CALL", "CALLX", "EXIT", "HELPER_COUNT", "JA", "JA32", "LD_IMM64", "MAY_GOTO", "OPCODES", "SLOT_SIZE",
+    "AluOp", "AtomicOp", "Class", "Group", "Instruction", "JmpOp", "Kind", "Mode", "OpInfo", "Program",
+    "PseudoCall", "PseudoLoad", "Size", "Source",
+    "assemble", "assemble_listing", "bpftool_imm_name", "conformance_group", "cpu_version", "disassemble",
+    "format_instruction", "format_kernel", "format_llvm", "helper_id", "helper_name", "objdump_section",
+    "objdump_text",
 ]

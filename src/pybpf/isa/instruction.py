@@ -56,22 +56,27 @@ class Instruction:
         info = OPCODES.get(self.opcode)
         if info is None:
             raise InstructionError(f"unknown opcode {self.opcode:#04x}", index)
-        for reg_name in ("dst", "src"):
-            reg = getattr(self, reg_name)
+        dst, src, off, imm = self.dst, self.src, self.off, self.imm
+        for reg_name, reg in (("dst", dst), ("src", src)):
             if not 0 <= reg <= MAX_REGISTER:
                 raise InstructionError(f"{info.name}: {reg_name} register r{reg} out of range r0-r10", index)
-        _check_field(info, "dst", self.dst, index)
-        _check_field(info, "src", self.src, index)
-        if not -0x8000 <= self.off <= 0x7FFF:
-            raise InstructionError(f"{info.name}: offset {self.off} out of the signed 16-bit range", index)
-        _check_field(info, "off", self.off, index)
+        if not -0x8000 <= off <= 0x7FFF:
+            raise InstructionError(f"{info.name}: offset {off} out of the signed 16-bit range", index)
         if self.opcode == LD_IMM64:
-            if not 0 <= self.imm < 1 << 64:
-                raise InstructionError(f"lddw: immediate {self.imm:#x} out of the 64-bit range", index)
+            if not 0 <= imm < 1 << 64:
+                raise InstructionError(f"lddw: immediate {imm:#x} out of the 64-bit range", index)
+            fields = (("dst", dst, info.dst), ("src", src, info.src), ("off", off, info.off))
         else:
-            if not -0x80000000 <= self.imm <= 0x7FFFFFFF:
-                raise InstructionError(f"{info.name}: immediate {self.imm} out of the signed 32-bit range", index)
-            _check_field(info, "imm", self.imm, index)
+            if not -0x80000000 <= imm <= 0x7FFFFFFF:
+                raise InstructionError(f"{info.name}: immediate {imm} out of the signed 32-bit range", index)
+            fields = (("dst", dst, info.dst), ("src", src, info.src), ("off", off, info.off), ("imm", imm, info.imm))
+        for name, value, allowed in fields:
+            if allowed is not ANY and (value if allowed is None else value not in allowed):
+                _field_error(info, name, value, allowed, index)
+        if info.check is not None:
+            problem = info.check(src, off, imm)
+            if problem:
+                raise InstructionError(f"{info.name} (opcode {info.opcode:#04x}): {problem}", index)
         return self
 
     def encode(self) -> bytes:
@@ -113,18 +118,13 @@ class Instruction:
                 f"off={self.off}, imm={self.imm:#x})")
 
 
-def _check_field(info: OpInfo, field: str, value: int, index: int | None) -> None:
-    allowed = getattr(info, field)
-    if allowed is ANY:
-        return
+def _field_error(info: OpInfo, field: str, value: int, allowed: object, index: int | None) -> None:
     if allowed is None:
-        if value != 0:
-            raise InstructionError(f"{info.name} (opcode {info.opcode:#04x}): reserved field {field} must be 0, "
-                                   f"is {value}", index)
-    elif value not in allowed:
-        choices = ", ".join(str(v) for v in sorted(allowed))
-        raise InstructionError(f"{info.name} (opcode {info.opcode:#04x}): {field} {value} is not one of {choices}",
-                               index)
+        raise InstructionError(f"{info.name} (opcode {info.opcode:#04x}): reserved field {field} must be 0, "
+                               f"is {value}", index)
+    choices = ", ".join(str(v) for v in sorted(allowed))
+    raise InstructionError(f"{info.name} (opcode {info.opcode:#04x}): {field} {value} is not one of {choices}",
+                           index)
 
 
 def _s32(value: int) -> int:

@@ -10,7 +10,8 @@ one table instead of repeating the rules in branches.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, IntFlag
+from typing import Callable
 
 # --- instruction classes (low 3 bits) ---------------------------------------
 
@@ -70,6 +71,7 @@ class JmpOp(IntEnum):
     JLE = 0xB0
     JSLT = 0xC0
     JSLE = 0xD0
+    JCOND = 0xE0  # may_goto (Linux 6.9)
 
 
 class Size(IntEnum):
@@ -132,6 +134,9 @@ class PseudoCall(IntEnum):
     KFUNC_CALL = 2
 
 
+# The kernel's internal marker for `mov64 rD, rS` with off=1: addr_space_cast (arena pointers, 6.9).
+ADDR_SPACE_CAST_OFF = 1
+
 # Frequently used whole opcodes.
 LD_IMM64 = Class.LD | Size.DW | Mode.IMM  # 0x18
 CALL = Class.JMP | JmpOp.CALL  # 0x85
@@ -139,6 +144,7 @@ CALLX = Class.JMP | JmpOp.CALL | Source.X  # 0x8d
 EXIT = Class.JMP | JmpOp.EXIT  # 0x95
 JA = Class.JMP | JmpOp.JA  # 0x05
 JA32 = Class.JMP32 | JmpOp.JA  # 0x06 (gotol: offset in imm)
+MAY_GOTO = Class.JMP | JmpOp.JCOND  # 0xe5
 
 
 class Kind(IntEnum):
@@ -160,10 +166,15 @@ class Kind(IntEnum):
     ATOMIC = 14
     LD_ABS = 15
     LD_IND = 16
+    MAY_GOTO = 17
 
 
 # Field constraints: None means "must be zero"; ANY means unconstrained within its range.
 ANY = "any"
+
+# A cross-field rule: (src, off, imm) -> problem text or None.  Used where one
+# field's allowed values depend on another (call's off, addr_space_cast's imm).
+CrossCheck = Callable[[int, int, int], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +186,7 @@ class OpInfo:
     src: object = None  # ANY, None or a frozenset of allowed values
     off: object = None  # ANY, None or a frozenset of allowed values
     imm: object = None  # ANY, None or a frozenset of allowed values
+    check: CrossCheck | None = None
 
     @property
     def cls(self) -> Class:
@@ -188,6 +200,33 @@ class OpInfo:
     def size(self) -> int:
         """Access width in bytes of a load/store/atomic."""
         return SIZE_BYTES[Size(self.opcode & SIZE_MASK)]
+
+
+def _call_rule(src: int, off: int, imm: int) -> str | None:
+    # Only kfunc calls use off (index of the module BTF in fd_array); the kernel
+    # rejects it anywhere else as "BPF_CALL uses reserved fields".
+    if off and src != PseudoCall.KFUNC_CALL:
+        return f"offset {off} is only allowed on kfunc calls (src=2), this call has src={src}"
+    return None
+
+
+def _mov64_reg_rule(src: int, off: int, imm: int) -> str | None:
+    # addr_space_cast (off=1) converts between address spaces 0 and 1 (dst_as << 16 | src_as in
+    # imm, as the verifier insists); every other mov has imm 0.
+    if off == ADDR_SPACE_CAST_OFF:
+        if imm not in (1, 1 << 16):
+            return f"addr_space_cast converts between address spaces 0 and 1: imm must be 0x1 or 0x10000, is {imm:#x}"
+    elif imm:
+        return f"reserved field imm must be 0, is {imm}"
+    return None
+
+
+def _ld_imm64_rule(src: int, off: int, imm: int) -> str | None:
+    # map_by_fd, code_addr and map_by_idx leave next_imm unused: RFC 9669 and
+    # the verifier ("unrecognized bpf_ld_imm64 insn") require it to be zero.
+    if src in (PseudoLoad.MAP_FD, PseudoLoad.FUNC, PseudoLoad.MAP_IDX) and imm >> 32:
+        return f"src={src} uses only the low 32 bits of imm, the high word must be 0 (is {imm >> 32:#x})"
+    return None
 
 
 def _build_table() -> dict[int, OpInfo]:
@@ -216,11 +255,14 @@ def _build_table() -> dict[int, OpInfo]:
             off = None
             if op in (AluOp.DIV, AluOp.MOD):
                 off = frozenset({0, 1})  # 1 = signed (sdiv/smod, v4)
-            reg_off = off
-            if op is AluOp.MOV:
-                reg_off = frozenset({0, 8, 16, 32}) if cls is Class.ALU64 else frozenset({0, 8, 16})  # movsx
+            reg_off, reg_imm, rule = off, None, None
+            if op is AluOp.MOV:  # movsx (v4); addr_space_cast (mov64 off=1)
+                if cls is Class.ALU64:
+                    reg_off, reg_imm, rule = frozenset({0, ADDR_SPACE_CAST_OFF, 8, 16, 32}), ANY, _mov64_reg_rule
+                else:
+                    reg_off = frozenset({0, 8, 16})
             add(OpInfo(cls | op | Source.K, name + suffix, kind, imm=ANY, off=off))
-            add(OpInfo(cls | op | Source.X, name + suffix, kind, src=ANY, off=reg_off))
+            add(OpInfo(cls | op | Source.X, name + suffix, kind, src=ANY, off=reg_off, imm=reg_imm, check=rule))
 
     # JMP and JMP32
     for cls, suffix in ((Class.JMP, ""), (Class.JMP32, "32")):
@@ -232,20 +274,23 @@ def _build_table() -> dict[int, OpInfo]:
                 else:
                     add(OpInfo(cls | op, "ja32", Kind.JUMP, dst=None, imm=ANY))
                 continue
-            if op is JmpOp.CALL:
+            if op in (JmpOp.CALL, JmpOp.EXIT, JmpOp.JCOND):
                 if cls is Class.JMP:
-                    add(OpInfo(cls | op, "call", Kind.CALL, dst=None, src=frozenset(PseudoCall), imm=ANY,
-                               off=ANY))  # off: kfunc module BTF fd index
-                    add(OpInfo(cls | op | Source.X, "callx", Kind.CALLX, dst=ANY, imm=ANY))
-                continue
-            if op is JmpOp.EXIT:
-                if cls is Class.JMP:
-                    add(OpInfo(cls | op, "exit", Kind.EXIT, dst=None))
+                    if op is JmpOp.CALL:
+                        add(OpInfo(cls | op, "call", Kind.CALL, dst=None, src=frozenset(PseudoCall), imm=ANY,
+                                   off=ANY, check=_call_rule))
+                        # callx (clang's indirect call): the target register is dst, as clang encodes it.
+                        add(OpInfo(cls | op | Source.X, "callx", Kind.CALLX, dst=ANY))
+                    elif op is JmpOp.EXIT:
+                        add(OpInfo(cls | op, "exit", Kind.EXIT, dst=None))
+                    else:
+                        add(OpInfo(cls | op, "may_goto", Kind.MAY_GOTO, dst=None, off=ANY))
                 continue
             add(OpInfo(cls | op | Source.K, name + suffix, Kind.COND_JUMP, off=ANY, imm=ANY))
             add(OpInfo(cls | op | Source.X, name + suffix, Kind.COND_JUMP, src=ANY, off=ANY))
 
     # Loads and stores
+    ordering = frozenset({AtomicOp.LOAD_ACQ, AtomicOp.STORE_REL})
     for size, sfx in SIZE_SUFFIX.items():
         add(OpInfo(Class.LDX | Mode.MEM | size, "ldx" + sfx, Kind.LOAD, src=ANY, off=ANY))
         if size is not Size.DW:
@@ -253,14 +298,92 @@ def _build_table() -> dict[int, OpInfo]:
         add(OpInfo(Class.ST | Mode.MEM | size, "st" + sfx, Kind.STORE_IMM, off=ANY, imm=ANY))
         add(OpInfo(Class.STX | Mode.MEM | size, "stx" + sfx, Kind.STORE_REG, src=ANY, off=ANY))
         # load-acquire/store-release exist in every size; read-modify-write only in W and DW.
-        ordering = frozenset({AtomicOp.LOAD_ACQ, AtomicOp.STORE_REL})
         atomics = frozenset(AtomicOp) if size in (Size.W, Size.DW) else ordering
         add(OpInfo(Class.STX | Mode.ATOMIC | size, "lock", Kind.ATOMIC, src=ANY, off=ANY, imm=atomics))
         if size is not Size.DW:
             add(OpInfo(Class.LD | Mode.ABS | size, "ldabs" + sfx, Kind.LD_ABS, dst=None, imm=ANY))
             add(OpInfo(Class.LD | Mode.IND | size, "ldind" + sfx, Kind.LD_IND, dst=None, src=ANY, imm=ANY))
-    add(OpInfo(LD_IMM64, "lddw", Kind.LD_IMM64, src=frozenset(PseudoLoad), imm=ANY))
+    add(OpInfo(LD_IMM64, "lddw", Kind.LD_IMM64, src=frozenset(PseudoLoad), imm=ANY, check=_ld_imm64_rule))
     return table
 
 
 OPCODES: dict[int, OpInfo] = _build_table()
+
+
+# --- what an instruction requires of a runtime ------------------------------
+
+
+class Group(IntFlag):
+    """RFC 9669 conformance groups (plus the suite's optional `callx`)."""
+
+    BASE32 = 0x01
+    BASE64 = 0x02
+    ATOMIC32 = 0x04
+    ATOMIC64 = 0x08
+    DIVMUL32 = 0x10
+    DIVMUL64 = 0x20
+    PACKET = 0x40
+    CALLX = 0x80
+
+
+_V2_JUMPS = frozenset({JmpOp.JLT, JmpOp.JLE, JmpOp.JSLT, JmpOp.JSLE})
+
+
+def cpu_version(opcode: int, src: int = 0, off: int = 0, imm: int = 0) -> int:
+    """The lowest -mcpu (1-4) whose instruction set contains this instruction.
+
+    v2 added JLT/JLE/JSLT/JSLE, v3 the JMP32 class and the fetching atomics,
+    v4 sdiv/smod, movsx, sign-extending loads, bswap and gotol (as clang and
+    Linux define the versions).
+    """
+    cls = opcode & CLASS_MASK
+    op = opcode & OP_MASK
+    if cls in (Class.ALU, Class.ALU64):
+        if op in (AluOp.DIV, AluOp.MOD) and off == 1:
+            return 4
+        if op == AluOp.MOV and opcode & Source.X and off:
+            return 4
+        if op == AluOp.END and cls == Class.ALU64:
+            return 4
+        return 1
+    if cls == Class.JMP32:
+        return 4 if op == JmpOp.JA else 3
+    if cls == Class.JMP:
+        if op in _V2_JUMPS:
+            return 2
+        if opcode == CALL and src == PseudoCall.KFUNC_CALL:
+            return 3
+        return 1
+    if cls == Class.LDX and opcode & MODE_MASK == Mode.MEMSX:
+        return 4
+    if cls == Class.STX and opcode & MODE_MASK == Mode.ATOMIC:
+        if imm in (AtomicOp.LOAD_ACQ, AtomicOp.STORE_REL):
+            return 4
+        return 1 if imm == AtomicOp.ADD else 3
+    return 1
+
+
+def conformance_group(opcode: int, src: int = 0, off: int = 0, imm: int = 0) -> Group:
+    """The RFC 9669 conformance group an instruction belongs to."""
+    cls = opcode & CLASS_MASK
+    op = opcode & OP_MASK
+    size = opcode & SIZE_MASK
+    if cls in (Class.ALU, Class.ALU64):
+        if op in (AluOp.MUL, AluOp.DIV, AluOp.MOD):
+            return Group.DIVMUL64 if cls == Class.ALU64 else Group.DIVMUL32
+        if op == AluOp.END:
+            return Group.BASE64 if imm == 64 else Group.BASE32
+        return Group.BASE64 if cls == Class.ALU64 else Group.BASE32
+    if cls == Class.JMP:
+        if opcode == CALLX:
+            return Group.CALLX
+        if op in (JmpOp.JA, JmpOp.CALL, JmpOp.EXIT):
+            return Group.BASE32
+        return Group.BASE64
+    if cls == Class.JMP32:
+        return Group.BASE32
+    if cls == Class.LD and opcode & MODE_MASK in (Mode.ABS, Mode.IND):
+        return Group.PACKET
+    if cls == Class.STX and opcode & MODE_MASK == Mode.ATOMIC:
+        return Group.ATOMIC64 if size == Size.DW else Group.ATOMIC32
+    return Group.BASE64 if size == Size.DW else Group.BASE32
