@@ -25,7 +25,6 @@ from .perf import HardwareEvent, PerfType, SoftwareEvent
 from .perfbuf import PerfBufReader, PerfEventArray
 from .program import Program, ProgramInfo, TestRunResult
 from .ringbuf import RingBufReader
-from .sections import SECTION_DEFS, SectionDef, section_def
 from .stacks import FoldedStacks, StackTraceMap, decode_stack
 from .symbolize import Frame, KernelSymbols, ProcessSymbols, kernel_symbols
 from .syscall import btf_ids, link_ids, map_ids, prog_ids
@@ -35,7 +34,7 @@ from .verifier import SourceLine
 
 __all__ = [
     "CGROUP_HOOKS", "IterLink", "ProgAttachLink", "TCFilterLink", "USDTLink", "USDTProbe", "cgroup2_root",
-    "enable_stats", "probe_features", "usdt_probes", "SECTION_DEFS", "SectionDef", "section_def",
+    "enable_stats", "probe_features", "usdt_probes",
     "ANY", "EXIST", "NOEXIST", "AttachType", "BPFLink", "BloomFilterMap", "Codec", "Collection", "FoldedStacks",
     "Frame", "HardwareEvent", "KernelSymbols", "ProcessSymbols", "StackTraceMap", "decode_stack", "kernel_symbols",
     "IntCodec", "KernelBTF", "Link", "LinkGroup", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",
