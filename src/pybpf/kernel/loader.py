@@ -271,9 +271,9 @@ class _Loader:
         key_codec, value_codec = self._codecs(ms)
         pin_path = None
         if int(ms.pinning):
-            from .fs import ensure_bpffs
+            from .fs import ensure_bpffs, pin_name
 
-            pin_path = os.path.join(self.pin_root or ensure_bpffs(), name)
+            pin_path = os.path.join(self.pin_root or ensure_bpffs(), pin_name(name))
             if os.path.exists(pin_path):
                 live = Map.from_pin(pin_path, key_codec=key_codec, value_codec=value_codec)
                 live.name = name
