@@ -13,6 +13,7 @@ from ..errors import BPFError
 # Only the module of the command being run is imported, so `pybpf X` does not pay
 # for every layer's imports; the summaries here are what `pybpf --help` lists.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "compile, load and attach a BPF program; stream its output and print its maps"),
     "disasm": ("disasm", "disassemble a BPF object or raw bytecode"),
     "asm": ("asm", "assemble BPF assembly text into bytecode"),
     "object": ("object", "inspect a compiled BPF object (.o): programs, maps, variables, CO-RE"),

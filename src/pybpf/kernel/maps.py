@@ -156,6 +156,9 @@ class Map(FDObject):
         self.value_codec = as_codec(value_codec or default_value, self.value_size)
         self.pinned_path: str | None = None
         self._batch_ok = self.type in _BATCH_TYPES
+        # Ring buffers and perf event arrays: how records decode when a reader is given no codec
+        # (the object loader sets it from the map's ``__type(value, struct event)``).
+        self.record_codec: Any = None
 
     # -- construction --------------------------------------------------------
 
@@ -746,7 +749,7 @@ class RingBuf(Map):
         """A RingBufReader on this map (records decoded with ``codec``, raw bytes by default)."""
         from .ringbuf import RingBufReader
 
-        return RingBufReader(self, codec=codec, callback=callback)
+        return RingBufReader(self, codec=codec if codec is not None else self.record_codec, callback=callback)
 
     def events(self, timeout: float | None = None, codec: Any = None) -> Iterator[Any]:
         """Yield records as they arrive; stop after ``timeout`` seconds (None: forever)."""

@@ -44,7 +44,8 @@ class PerfEventArray(Map):
     """A perf event array map: read it with :meth:`reader`."""
 
     def reader(self, codec: Any = None, callback: Callable[[Any], Any] | None = None, **options: Any) -> "PerfBufReader":
-        return PerfBufReader(self, codec=codec, callback=callback, **options)
+        return PerfBufReader(self, codec=codec if codec is not None else self.record_codec, callback=callback,
+                             **options)
 
 
 class _CPURing:
