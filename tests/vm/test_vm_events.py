@@ -8,7 +8,7 @@ import pytest
 
 from conftest import compile_bpf
 from pybpf.errors import MapError, VMFault
-from pybpf.kernel.codec import StructCodec
+from pybpf.object.codec import StructCodec
 from pybpf.object import ObjectSpec
 
 PREAMBLE = """

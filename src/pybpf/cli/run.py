@@ -176,7 +176,7 @@ def _struct_for_size(spec: Any, size: int) -> Any:
     kernel types it reads through CO-RE), a name with "event" in it preferred; perf samples are padded
     to 8 bytes, so a struct up to 7 bytes shorter fits too."""
     from ..btf import Kind
-    from ..kernel.codec import RecordCodec
+    from ..object.codec import RecordCodec
 
     btf = spec.btf
     if btf is None:
@@ -200,7 +200,7 @@ def event_decoder(obj: Any, name: str, event_type: str | None) -> RecordDecoder:
     if event_type:
         if spec.btf is None:
             raise BPFError(f"--event-type {event_type}: the object has no BTF (compile with -g)")
-        from ..kernel.codec import RecordCodec
+        from ..object.codec import RecordCodec
 
         try:
             t = spec.btf.find(event_type.removeprefix("struct ").strip(), "struct")
@@ -270,7 +270,7 @@ def _hist_slots(value: Any) -> tuple[str, list[int]] | None:
 def map_report(name: str, live: Any) -> tuple[list[str], list[dict]]:
     """(text lines, JSON entries) of a map's non-empty entries; histograms drawn as bars."""
     from ..kernel.histogram import log2_hist_lines
-    from ..kernel.uapi import MapType
+    from ..object.kinds import MapType
 
     entries = []
     for key, value in live.items():
@@ -307,7 +307,7 @@ def _sort_key(key: Any) -> tuple:
 
 
 def report_maps(obj: Any, as_json: bool, out: Callable[[str], None]) -> None:
-    from ..kernel.uapi import MapType
+    from ..object.kinds import MapType
 
     skip = {MapType.RINGBUF, MapType.PERF_EVENT_ARRAY, MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS,
             MapType.HASH_OF_MAPS, MapType.STACK_TRACE, MapType.USER_RINGBUF, MapType.CGROUP_ARRAY,
@@ -426,7 +426,7 @@ def _stream(obj: Any, args: argparse.Namespace, out: Callable[[str], None], stat
             stop: dict) -> None:
     """Print printk lines and buffer records until Ctrl-C, SIGTERM or --duration."""
     from ..kernel.tracepipe import TracePipe
-    from ..kernel.uapi import MapType
+    from ..object.kinds import MapType
 
     sel = selectors.DefaultSelector()
     closers: list[Any] = []

@@ -8,7 +8,7 @@ or :class:`Map`, :class:`Program`, :class:`Collection` for hand-made ones.
 
 from .attach import attach_perf_fd, interface_index
 from .btf_object import KernelBTF, minimal_btf
-from .codec import Codec, IntCodec, RawCodec, StructCodec
+from ..object.codec import Codec, IntCodec, RawCodec, StructCodec
 from .collection import Collection
 from .loader import Object, load_spec, unavailable
 from .features import (

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ..errors import BPFError, KernelError, MapError, NotSupportedError, ObjectError, VerifierError
 from .btf_object import KernelBTF
 from .collection import Collection, naming_program
-from .codec import RecordCodec
+from ..object.codec import RecordCodec
 from .globaldata import LiveDataMap, LiveVariables
 from .maps import STORAGE_TYPES, Map, MapInfo
 from .program import Program

@@ -1,6 +1,6 @@
 """Live BPF maps: create, open, pin, and use them like dicts.
 
-Keys and values pass through codecs (:mod:`pybpf.kernel.codec`): raw bytes by
+Keys and values pass through codecs (:mod:`pybpf.object.codec`): raw bytes by
 default, ints accepted for integer-sized fields, or the BTF codec.  Per-CPU
 maps take and return one value per possible CPU.  Iteration follows
 libbpf/bpftool: walk with BPF_MAP_GET_NEXT_KEY, skip keys deleted between
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from ..errors import BPFError, KernelError, MapError, NotSupportedError
-from .codec import as_codec
+from ..object.codec import as_codec
 from .fd import FDObject
 from .fs import possible_cpu_count
 from .syscall import CAP_BPF, bpf_errno, fd_by_id, fd_kind, kernel_error, obj_get, obj_info, obj_pin

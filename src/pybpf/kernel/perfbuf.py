@@ -23,7 +23,7 @@ import warnings
 from typing import Any, Callable, Iterator
 
 from ..errors import MapError
-from .codec import as_codec, decode_many
+from ..object.codec import as_codec, decode_many
 from .fs import online_cpus
 from .maps import Map
 from .perf import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from ..isa import helper_name as isa_helper_name
-from ..kernel.uapi import MapType, ProgType
+from ..object.kinds import MapType, ProgType
 
 def helper_name(helper_id: int) -> str:
     """``bpf_map_lookup_elem``, or ``#N`` for an id the kernel does not define."""

@@ -20,7 +20,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..errors import MapError
-from ..kernel.codec import as_codec
+from ..object.codec import as_codec
 from .constants import BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_PROD_POS, \
     BPF_RB_RING_SIZE
 from .mapdict import round8

@@ -23,7 +23,7 @@ import zlib
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import MapError, VMError, VMFault
-from ..kernel.codec import as_codec
+from ..object.codec import as_codec
 from .constants import (
     BPF_F_NO_COMMON_LRU, BPF_F_RDONLY_PROG, BPF_F_REUSE_STACKID, BPF_F_WRONLY_PROG, MapType, UpdateFlag,
     map_type_name,
