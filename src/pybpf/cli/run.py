@@ -395,9 +395,12 @@ def run(args: argparse.Namespace) -> int:
     stop = {"now": False}
 
     def on_signal(signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and stop["now"]:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop without the map report
         stop["now"] = True
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         with spec.load(backend=args.backend) as obj:
             names = ", ".join(obj.programs) or "none"
@@ -405,45 +408,59 @@ def run(args: argparse.Namespace) -> int:
                    f"{args.file}")
             for note in obj.notes:
                 status(f"note: {note}")
-            links = obj.attach_all(iface=args.iface, cgroup=args.cgroup, pid=args.pid, freq=args.freq)
-            attached = "; ".join(f"{link.program.name if getattr(link, 'program', None) else '?'} "
-                                 f"({_describe_link(link)})" for link in links)
-            line = f"attached {len(links)}" + (f": {attached}" if links else "")
-            if obj.skipped:
-                line += "; skipped: " + "; ".join(f"{n} ({why})" for n, why in obj.skipped.items())
-            status(line)
-            _stream(obj, args, out, status, stop)
+            # Readers first, then attach: an event right after attaching is read, not lost; and from here
+            # Ctrl-C ends the stream and still prints the maps.
+            signal.signal(signal.SIGINT, on_signal)
+            with _Sources(obj, args, status) as sources:
+                links = obj.attach_all(iface=args.iface, cgroup=args.cgroup, pid=args.pid, freq=args.freq)
+                attached = "; ".join(f"{link.program.name if getattr(link, 'program', None) else '?'} "
+                                     f"({_describe_link(link)})" for link in links)
+                line = f"attached {len(links)}" + (f": {attached}" if links else "")
+                if obj.skipped:
+                    line += "; skipped: " + "; ".join(f"{n} ({why})" for n, why in obj.skipped.items())
+                status(line)
+                sources.stream(args, out, status, stop)
             report_maps(obj, args.json, out)
         status("detached")
     except KeyboardInterrupt:
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 
-def _stream(obj: Any, args: argparse.Namespace, out: Callable[[str], None], status: Callable[[str], None],
-            stop: dict) -> None:
-    """Print printk lines and buffer records until Ctrl-C, SIGTERM or --duration."""
-    from ..kernel.tracepipe import TracePipe
-    from ..object.kinds import MapType
+class _Sources:
+    """What `run` streams: the trace pipe (when a program calls bpf_printk) and every ring/perf buffer."""
 
-    sel = selectors.DefaultSelector()
-    closers: list[Any] = []
-    try:
-        if _uses_printk(obj.spec, obj.programs):
-            pipe = TracePipe(instance=f"pybpf_run_{os.getpid()}")
-            closers.append(pipe)
-            sel.register(pipe.fileno(), selectors.EVENT_READ, ("printk", pipe, printk_patterns(obj.spec)))
-        for name, live in obj.event_maps().items():
-            decoder = event_decoder(obj, name, args.event_type)
-            if live.type == MapType.RINGBUF:
-                reader = live.reader(codec=decoder)
-            else:
-                reader = live.reader(codec=decoder, lost_callback=lambda cpu, n, name=name: status(
-                    f"{name}: lost {n} records on CPU {cpu}"))
-            closers.append(reader)
-            sel.register(reader.fileno(), selectors.EVENT_READ, ("events", reader, name))
+    def __init__(self, obj: Any, args: argparse.Namespace, status: Callable[[str], None]):
+        from ..kernel.tracepipe import TracePipe
+        from ..object.kinds import MapType
+
+        self.selector = selectors.DefaultSelector()
+        self.closers: list[Any] = []
+        try:
+            if _uses_printk(obj.spec, obj.programs):
+                pipe = TracePipe(instance=f"pybpf_run_{os.getpid()}")
+                self.closers.append(pipe)
+                self.selector.register(pipe.fileno(), selectors.EVENT_READ, ("printk", pipe, printk_patterns(obj.spec)))
+            for name, live in obj.event_maps().items():
+                decoder = event_decoder(obj, name, args.event_type)
+                if live.type == MapType.RINGBUF:
+                    reader = live.reader(codec=decoder)
+                else:
+                    reader = live.reader(codec=decoder, lost_callback=lambda cpu, n, name=name: status(
+                        f"{name}: lost {n} records on CPU {cpu}"))
+                self.closers.append(reader)
+                self.selector.register(reader.fileno(), selectors.EVENT_READ, ("events", reader, name))
+        except BaseException:
+            self.close()
+            raise
+
+    def stream(self, args: argparse.Namespace, out: Callable[[str], None], status: Callable[[str], None],
+               stop: dict) -> None:
+        """Print printk lines and buffer records until Ctrl-C, SIGTERM or --duration."""
+        sel = self.selector
         if args.duration is None and not sel.get_map():
             status("nothing to stream; collecting until Ctrl-C")
         deadline = None if args.duration is None else time.monotonic() + args.duration
@@ -460,10 +477,17 @@ def _stream(obj: Any, args: argparse.Namespace, out: Callable[[str], None], stat
             pass
         for key in list(sel.get_map().values()):  # what arrived until the end
             _drain(key.data, args.json, out)
-    finally:
-        sel.close()
-        for c in closers:
+
+    def close(self) -> None:
+        self.selector.close()
+        for c in self.closers:
             c.close()
+
+    def __enter__(self) -> "_Sources":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def _drain(entry: tuple, as_json: bool, out: Callable[[str], None]) -> None:
