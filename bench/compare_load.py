@@ -1,6 +1,6 @@
 """Load real-world objects with libbpf and with pybpf; compare the outcome of every program.
 
-    python bench/compare_load.py DIR_OR_FILES... [--programs] [--fixup] [-v] [--json OUT]
+    python bench/compare_load.py DIR_OR_FILES... [--programs] [--fixup] [-v] [--json OUT] [--time N]
 
 For every ``*.o``:
 
@@ -9,6 +9,11 @@ For every ``*.o``:
 * with ``--programs``, program by program: libbpf (libbpf.so.1 through ctypes)
   with only that program's autoload on, against pybpf with the same autoload
   settings: the same program loads or is rejected on both sides.
+
+* with ``--time N``, load time of every object both load whole: ``bpftool prog
+  loadall`` (a process: open, load, pin), pybpf in this process (open, load,
+  close; the kernel's BTF parsed once per process, as in any long-lived user),
+  and ``pybpf prog load`` (a process, like bpftool); the median of N runs each.
 
 Maps pinned by name go to a private directory on both sides (bpftool cannot be
 told one: its by-name pins under /sys/fs/bpf that did not exist before are
@@ -188,6 +193,70 @@ def _state(ok: bool) -> str:
     return "loaded" if ok else "rejected"
 
 
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def time_loads(files: list[Path], repeat: int) -> int:
+    """Median load times per object: bpftool loadall, pybpf in-process, `pybpf prog load`; totals and ratios."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    start = time.perf_counter()
+    pybpf_load(files[0], None, f"{BPFFS}/pybpf_cmp_pins_{os.getpid()}")  # parses the kernel's BTF once
+    cold = time.perf_counter() - start
+    rows = []
+    print(f"{'object':<30} {'bpftool':>9} {'pybpf':>9} {'ratio':>6} {'pybpf CLI':>10} {'ratio':>6}")
+    for path in files:
+        try:
+            pinned = [m.name for m in ObjectSpec.from_file(path).maps.values() if m.pinning == Pinning.BY_NAME]
+        except BPFError:
+            continue
+        tool, ours, cli = [], [], []
+        for _ in range(repeat):
+            ok, _, elapsed = bpftool_loadall(path, pinned)
+            if not ok:
+                break
+            tool.append(elapsed)
+            pin_root = f"{BPFFS}/pybpf_cmp_pins_{os.getpid()}"
+            os.makedirs(pin_root, exist_ok=True)
+            start = time.perf_counter()
+            ok, _ = pybpf_load(path, None, pin_root)
+            ours.append(time.perf_counter() - start)
+            shutil.rmtree(pin_root, ignore_errors=True)
+            if not ok:
+                break
+            target = f"{BPFFS}/pybpf_cmp_cli_{os.getpid()}"
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "pybpf", "prog", "load", str(path), target], env=env,
+                                  capture_output=True)
+            cli.append(time.perf_counter() - start)
+            shutil.rmtree(target, ignore_errors=True)
+            for name in pinned:
+                try:
+                    os.unlink(f"{BPFFS}/{name}")
+                except OSError:
+                    pass
+            if proc.returncode:
+                break
+        if len(tool) < repeat or len(ours) < repeat or len(cli) < repeat:
+            continue  # not loaded whole by both: nothing to time
+        row = (path, _median(tool), _median(ours), _median(cli))
+        rows.append(row)
+        print(f"{path.name:<30} {row[1] * 1e3:7.1f}ms {row[2] * 1e3:7.1f}ms {row[2] / row[1]:6.2f} "
+              f"{row[3] * 1e3:8.1f}ms {row[3] / row[1]:6.2f}")
+        sys.stdout.flush()
+    if not rows:
+        print("no object loads whole on both sides")
+        return 1
+    tool_total, ours_total, cli_total = (sum(r[i] for r in rows) for i in (1, 2, 3))
+    print()
+    print(f"{len(rows)} objects, median of {repeat} runs each: bpftool prog loadall {tool_total * 1e3:.0f} ms, "
+          f"pybpf in-process {ours_total * 1e3:.0f} ms (ratio {ours_total / tool_total:.2f}), "
+          f"pybpf prog load {cli_total * 1e3:.0f} ms (ratio {cli_total / tool_total:.2f})")
+    print(f"pybpf's first load in this process (parsing the kernel's BTF): {cold * 1e3:.0f} ms")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", type=Path, help="object files or directories of them (*.o)")
@@ -198,8 +267,11 @@ def main(argv: list[str] | None = None) -> int:
                              "bpftool)")
     parser.add_argument("--json", type=Path, help="write every result to this file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print both sides' reasons for every object")
+    parser.add_argument("--time", type=int, metavar="N", help="time loads instead (median of N runs per object)")
     args = parser.parse_args(argv)
     files = sorted(p for path in args.paths for p in (path.rglob("*.o") if path.is_dir() else [path]))
+    if args.time:
+        return time_loads(files, args.time)
     lib = LibBPF() if args.programs or args.fixup else None
     results = []
     whole_same = prog_total = prog_same = 0

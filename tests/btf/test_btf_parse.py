@@ -326,3 +326,15 @@ def test_module_btf():
         assert mod.base is kernel_btf() and mod.start_id == len(kernel_btf())
         assert module_btf(name) is mod
         mod.validate()
+
+
+def test_find_by_essential_name_finds_every_flavor_and_nothing_else():
+    btf = BTF.new()
+    names = ["foo", "foo___v1", "foo___v2___x", "xfoo___y", "foo____z", "foobar", "bar___foo", "foo___"]
+    ids = {name: btf.add(Struct(name=name, size=4)) for name in names}
+    split = BTF.from_bytes(btf.to_bytes())  # parsed back: lookups through the string table
+    assert [t.id for t in split.find_by_essential_name("foo___flavor")] == [ids["foo"], ids["foo___v1"]]
+    assert [t.name for t in split.find_by_essential_name("foo___v2___y")] == ["foo___v2___x"]
+    assert [t.name for t in split.find_by_essential_name("foo")] == \
+        [n for n in names if essential_name(n) == "foo"]
+    assert split.find_by_essential_name("foo", "union") == [] and split.find_by_essential_name("nothing") == []

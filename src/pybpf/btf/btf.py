@@ -17,8 +17,9 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from collections import Counter
 from itertools import accumulate, repeat
-from operator import add
+from operator import add, itemgetter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -97,6 +98,29 @@ class _Strings(dict):
         self.update(zip(starts, parts))
 
 
+
+class _NameIndex:
+    """Type ids by name offset: ``unique`` maps an offset to its only id, ``shared`` to several."""
+
+    __slots__ = ("unique", "shared")
+
+    def __init__(self, unique: dict[int, int], shared: dict[int, list[int]]):
+        self.unique = unique
+        self.shared = shared
+
+    def get(self, off: int, default: Any = None) -> list[int] | Any:
+        ids = self.shared.get(off)
+        if ids is not None:
+            return ids
+        tid = self.unique.get(off)
+        return default if tid is None else [tid]
+
+    def items(self) -> Iterator[tuple[int, list[int]]]:
+        yield from self.shared.items()
+        for off, tid in self.unique.items():
+            if off not in self.shared:
+                yield off, [tid]
+
 class BTF:
     """BTF type information: parsed lazily, looked up by id or name, modifiable, serializable.
 
@@ -120,9 +144,8 @@ class BTF:
         self._types_at = types_at  # byte offset of the type section in `raw`, for messages
         self._strings = _Strings(self)
         self._cache: dict[int, Type] = {}
-        self._name_index: dict[int, list[int]] | None = None
+        self._name_index: _NameIndex | None = None
         self._names_dict: dict[str, list[int]] | None = None
-        self._essential_index: dict[str, list[int]] | None = None
         self._string_offsets: dict[str, int] | None = None
         self._flat_view: Any = None
         self._sizes: dict[int, int] = {}
@@ -424,23 +447,23 @@ class BTF:
 
     # --- lookup by name ------------------------------------------------------
 
-    def _ids_by_name_offset(self) -> dict[int, list[int]]:
-        """name offset -> own type ids; built on first lookup without decoding any string."""
+    def _ids_by_name_offset(self) -> "_NameIndex":
+        """name offset -> own type ids; built on first lookup without decoding any string, and without a
+        Python-level loop over every type (vmlinux has ~150k): a name's first id, plus the names shared."""
         index = self._name_index
         if index is None:
-            words = self._words
             first = self._first
-            index = {}
-            get = index.get
-            for i, o in enumerate(self._offs):
-                off = words[o]
-                ids = get(off)
-                if ids is None:
-                    index[off] = [first + i]
-                else:
-                    ids.append(first + i)
-            index.pop(0, None)
-            self._name_index = index
+            offs = self._offs
+            name_offs = itemgetter(*offs)(self._words) if len(offs) > 1 else tuple(self._words[o] for o in offs)
+            shared: dict[int, list[int]] = {}
+            for off, count in Counter(name_offs).items():
+                if count > 1 and off:
+                    shared[off] = []
+            for i in [i for i, off in enumerate(name_offs) if off in shared]:
+                shared[name_offs[i]].append(first + i)
+            unique = dict(zip(reversed(name_offs), range(first + len(offs) - 1, first - 1, -1)))  # the first id wins
+            unique.pop(0, None)
+            index = self._name_index = _NameIndex(unique, shared)
         return index
 
     def _string_offsets_of(self, name: str) -> list[int]:
@@ -508,22 +531,35 @@ class BTF:
             return default
 
     def find_by_essential_name(self, name: str, kind: Kind | int | str | None = None) -> list[Type]:
-        """Types whose name without its ``___flavor`` suffix is ``essential_name(name)`` (CO-RE candidates)."""
+        """Types whose name without its ``___flavor`` suffix is ``essential_name(name)`` (CO-RE candidates).
+
+        Found through the string table (the name itself, or ``name___...``), not an index of every name:
+        decoding all of vmlinux's names took most of a CO-RE object's load time."""
         want = essential_name(name)
         out = list(self.base.find_by_essential_name(name, kind)) if self.base is not None else []
-        index = self._essential_index
-        if index is None:
-            index = {}
-            for tname, ids in self.names().items():
-                index.setdefault(essential_name(tname), []).extend(ids)
-            for ids in index.values():
-                ids.sort()
-            self._essential_index = index
+        if not want:
+            return out
+        index = self._ids_by_name_offset()
+        table = self._strtab
+        found: list[int] = []
+        for needle, exact in ((want.encode("utf-8", "surrogateescape") + b"\0", True),
+                              (want.encode("utf-8", "surrogateescape") + b"___", False)):
+            pos = table.find(needle, 1 if self.base is None else 0)
+            while pos >= 0:
+                ids = index.get(self.string_start + pos)
+                if ids and (exact or essential_name(self._string_at(pos)) == want):
+                    found += ids
+                pos = table.find(needle, pos + 1)
         kinds = _kind_set(kind) if kind is not None else None
-        for tid in index.get(want, ()):
+        for tid in sorted(set(found)):
             if kinds is None or self.kind_of(tid) in kinds:
                 out.append(self[tid])
         return out
+
+    def _string_at(self, pos: int) -> str:
+        """The string starting at ``pos`` of this BTF's own string table."""
+        end = self._strtab.find(b"\0", pos)
+        return bytes(self._strtab[pos:end if end >= 0 else len(self._strtab)]).decode("utf-8", "surrogateescape")
 
     # --- resolving ----------------------------------------------------------
 
@@ -722,7 +758,6 @@ class BTF:
         self._cache.clear()
         self._name_index = None
         self._names_dict = None
-        self._essential_index = None
         self._flat_view = None
         self._sizes.clear()
         self._codecs.clear()
