@@ -104,9 +104,29 @@ class LibBPF:
 
 
 def _libbpf_reason(log: list[str], err: int) -> str:
-    lines = [ln.strip() for ln in log if ln.strip() and not ln.startswith("libbpf: prog") or "failed" in ln]
+    """The line of libbpf's log that says why: the first program or map failure, else the last error line."""
+    lines = [ln.strip() for ln in log if ln.strip()]
+    for ln in lines:
+        if ("prog '" in ln or "map '" in ln) and ("failed" in ln or "error" in ln.lower()):
+            return ln[:200]
     interesting = [ln for ln in lines if "fail" in ln or "error" in ln.lower() or "invalid" in ln]
     return (interesting or lines or [f"errno {err}"])[-1][:200]
+
+
+# Why a program was not loaded, in words both sides' messages can be mapped to.
+_LIBBPF_CLASSES = (("': failed to create", "map"), ("Operation not permitted", "refused (EPERM)"),
+                   ("failed to find kernel BTF type", "no kernel symbol"), ("relo", "CO-RE"),
+                   ("Permission denied", "verifier"), ("Invalid argument", "verifier"))
+_PYBPF_CLASSES = (("NotSupportedError", "refused (EPERM)"), ("BPFPermissionError", "refused (EPERM)"),
+                  ("no func", "no kernel symbol"), ("MapError", "map"), ("VerifierError", "verifier"),
+                  ("CORERelocationError", "CO-RE"))
+
+
+def reason_class(side: str, reason: str) -> str:
+    for needle, cls in _LIBBPF_CLASSES if side == "libbpf" else _PYBPF_CLASSES:
+        if needle in reason:
+            return cls
+    return "other"
 
 
 def bpftool_loadall(path: Path, pinned_by_name: list[str]) -> tuple[bool, str, float]:
@@ -274,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         return time_loads(files, args.time)
     lib = LibBPF() if args.programs or args.fixup else None
     results = []
-    whole_same = prog_total = prog_same = 0
+    whole_same = prog_total = prog_same = both_rejected = same_reason = 0
     counts = {"libbpf": [0, 0], "pybpf": [0, 0], "libbpf_progs": [0, 0], "pybpf_progs": [0, 0]}
     for path in files:
         r = compare(path, lib, args.programs, args.fixup)
@@ -290,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
             counts["pybpf_progs"][p["pybpf"][0]] += 1
             if p["libbpf"][0] == p["pybpf"][0]:
                 prog_same += 1
+                if not p["libbpf"][0]:
+                    both_rejected += 1
+                    alike = reason_class("libbpf", p["libbpf"][1]) == reason_class("pybpf", p["pybpf"][1])
+                    same_reason += alike
+                    if args.verbose and not alike:
+                        print(f"       program {name}: both rejected, for other reasons: libbpf {p['libbpf'][1]!r}; "
+                              f"pybpf {p['pybpf'][1]!r}")
             else:
                 diffs.append(name)
         mark = "ok  " if same and not diffs else "DIFF"
@@ -310,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(libbpf loads {counts['libbpf'][1]}, pybpf loads {counts['pybpf'][1]})")
     if lib is not None:
         print(f"programs: {prog_total}; per-program outcome agrees on {prog_same}/{prog_total} "
-              f"(libbpf loads {counts['libbpf_progs'][1]}, pybpf loads {counts['pybpf_progs'][1]})")
+              f"(libbpf loads {counts['libbpf_progs'][1]}, pybpf loads {counts['pybpf_progs'][1]}); of the "
+              f"{both_rejected} both reject, {same_reason} for the same kind of reason")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0 if whole_same == len(files) and prog_same == prog_total else 1
