@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,8 +29,16 @@ def test_trace_pipe_prints_our_lines_as_json():
     cli = subprocess.Popen([sys.executable, "-m", "pybpf", "trace-pipe", "--private", "--json", "--timeout", "3",
                             "--pid", str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     instance = f"/sys/kernel/tracing/instances/pybpf_cli_{cli.pid}"
+    enable = os.path.join(instance, "events", "bpf_trace", "bpf_trace_printk", "enable")
     deadline = time.monotonic() + 10
-    while not os.path.exists(os.path.join(instance, "trace_pipe")) and time.monotonic() < deadline:
+
+    def enabled() -> bool:  # the instance exists before its printk event is on: lines before that go elsewhere
+        try:
+            return Path(enable).read_text().strip() == "1"
+        except OSError:
+            return False
+
+    while not enabled() and time.monotonic() < deadline:
         time.sleep(0.02)
     with load_c(PRINTK, "tracepoint/syscalls/sys_enter_getppid", ProgType.TRACEPOINT, name="cliprintk") as loaded:
         with loaded.program.attach():
