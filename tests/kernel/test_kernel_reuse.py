@@ -98,7 +98,7 @@ def test_objects_by_id_and_by_pin_match_bpftool():
         os.getppid()
         with Program.from_pin(f"{root}/prog") as p, Map.from_pin(f"{root}/map") as m, \
              Link.from_pin(f"{root}/link") as lk:
-            assert (p.id, m.id, lk.id) == ids and p.name == "reuse"
+            assert (p.id, m.id, lk.id) == ids and p.name == "hit"  # named after its C function
             assert int.from_bytes(m.lookup_raw(b"\0\0\0\0")[:8], "little") >= 1
             assert lk.info().type == LinkType.PERF_EVENT and lk.info().prog_id == ids[0]
         with Program.from_id(ids[0]) as p, Map.from_id(ids[1]) as m, Link.from_id(ids[2]) as lk:
