@@ -316,14 +316,19 @@ class Map(PinnableObject):
             return MapError(f"{what}: this operation is not supported on {_type_name(self.type)} maps")
         return kernel_error(err, what, (CAP_BPF,))
 
-    def _key_bytes(self, key: Any) -> bytes:
+    def _encoded(self, codec: Any, item: Any, what: str, size: int) -> bytes:
+        """``item`` through ``codec``, checked to be the map's key or value size."""
         try:
-            data = self.key_codec.encode(key)
+            data = codec.encode(item)
         except MapError as exc:
-            raise MapError(f"{self.describe()}: bad key {key!r}: {exc} (key_size={self.key_size})") from None
-        if len(data) != self.key_size:
-            raise MapError(f"{self.describe()}: key {key!r} encodes to {len(data)} bytes, the map's key_size is {self.key_size}")
+            raise MapError(f"{self.describe()}: bad {what} {item!r}: {exc} ({what}_size={size})") from None
+        if len(data) != size:
+            raise MapError(f"{self.describe()}: {what} {item!r} encodes to {len(data)} bytes, the map's {what}_size "
+                           f"is {size}")
         return data
+
+    def _key_bytes(self, key: Any) -> bytes:
+        return self._encoded(self.key_codec, key, "key", self.key_size)
 
     def _value_bytes(self, value: Any) -> bytes:
         if self.per_cpu:
@@ -338,13 +343,7 @@ class Map(PinnableObject):
         return self._one_value(value)
 
     def _one_value(self, value: Any) -> bytes:
-        try:
-            data = self.value_codec.encode(value)
-        except MapError as exc:
-            raise MapError(f"{self.describe()}: bad value {value!r}: {exc} (value_size={self.value_size})") from None
-        if len(data) != self.value_size:
-            raise MapError(f"{self.describe()}: value {value!r} encodes to {len(data)} bytes, the map's value_size is {self.value_size}")
-        return data
+        return self._encoded(self.value_codec, value, "value", self.value_size)
 
     def _decode_value(self, data: bytes | memoryview) -> Any:
         if self.per_cpu:
