@@ -12,22 +12,34 @@ from __future__ import annotations
 import abc
 import select
 import time
-from typing import Any, Iterator, Self
+from typing import Any, Callable, Iterable, Iterator, Self
 
 
 class EventReader(abc.ABC):
     """Base of RingBufReader and PerfBufReader.
 
-    Subclasses set ``_epoll`` and ``batch_size`` and define ``consume`` (drain
-    what is there, without waiting) and ``close``.
+    Subclasses set ``_epoll`` and ``batch_size`` and define ``_drains`` (one
+    ``drain(limit) -> records`` per ring, which releases what it read) and ``close``.
     """
 
     _epoll: select.epoll
     batch_size: int
 
     @abc.abstractmethod
+    def _drains(self) -> Iterable[Callable[[int], list]]:
+        """For each ring: a function decoding up to ``limit`` waiting records of it."""
+
     def consume(self, max_records: int | None = None) -> list:
         """Drain what is available now (up to ``max_records``), without waiting."""
+        limit = max_records if max_records is not None else 1 << 62
+        out: list = []
+        for drain in self._drains():
+            while len(out) < limit:
+                batch = drain(min(self.batch_size, limit - len(out)))
+                if not batch:
+                    break
+                out += batch
+        return out
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -14,6 +14,7 @@ ring; it is reassembled.
 from __future__ import annotations
 
 import fcntl
+import functools
 import mmap
 import os
 import select
@@ -189,17 +190,8 @@ class PerfBufReader(EventReader):
             ring.tail[0] = pos
         return out
 
-    def consume(self, max_records: int | None = None) -> list:
-        """Everything waiting on every CPU (up to ``max_records``), without waiting."""
-        limit = max_records if max_records is not None else 1 << 62
-        out: list = []
-        for ring in self.rings:
-            while len(out) < limit:
-                batch = self._drain(ring, min(self.batch_size, limit - len(out)))
-                if not batch:
-                    break
-                out += batch
-        return out
+    def _drains(self) -> list[Callable[[int], list]]:
+        return [functools.partial(self._drain, ring) for ring in self.rings]  # every CPU's ring in turn
 
     def poll(self, timeout: float | None = None) -> int:
         """Wait up to ``timeout`` s, hand every sample to the callback; returns how many."""

@@ -106,16 +106,8 @@ class RingBufReader(EventReader):
             self._consumer[0] = pos  # one release of the space per batch
         return out
 
-    def consume(self, max_records: int | None = None) -> list:
-        """Drain what is available now (up to ``max_records``), without waiting."""
-        limit = max_records if max_records is not None else 1 << 62
-        out: list = []
-        while len(out) < limit:
-            batch = self._batch(min(self.batch_size, limit - len(out)))
-            if not batch:
-                break
-            out += batch
-        return out
+    def _drains(self) -> tuple[Callable[[int], list]]:
+        return (self._batch,)
 
     # -- waiting -------------------------------------------------------------
 
