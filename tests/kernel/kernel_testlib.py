@@ -19,7 +19,7 @@ from typing import Any
 
 from conftest import LLVM_OBJDUMP, compile_bpf
 
-from pybpf.kernel import Map, Program, SourceLine
+from pybpf.kernel import Map, Program, ProgType, SourceLine
 from pybpf.object import ObjectSpec
 
 PREAMBLE = """
@@ -64,14 +64,15 @@ class Loaded:
         return int(self.object.section_variables(section)[name])
 
 
-def load_c(source: str, section: str, prog_type: Any = None, maps: dict[str, Map] | None = None,
+def load_c(source: str, section: str, prog_type: ProgType | None = None, maps: dict[str, Map] | None = None,
            name: str = "test", *, preamble: str = PREAMBLE, cflags: tuple[str, ...] = (),
            kconfig: dict[str, int] | None = None) -> Loaded:
     """Compile ``preamble + source`` and load the program of SEC(``section``) through the real loader.
 
     ``prog_type`` is checked against what the section makes of the program;
     ``maps`` (by name) are used instead of creating the object's maps of those
-    names; ``kconfig`` answers ``__kconfig`` externs first.
+    names; ``kconfig`` answers ``__kconfig`` externs first.  ``name`` names the
+    compiled object only: programs are named after their C functions, as libbpf does.
     """
     obj = compile_bpf(preamble + source, name=name, cflags=cflags)
     spec = ObjectSpec.from_file(obj)

@@ -82,6 +82,24 @@ def test_a_map_of_another_type_is_refused(add_length):
     assert open_fds() == fds
 
 
+LPM = r"""
+struct key { __u32 prefixlen; __u32 addr; };
+struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __uint(max_entries, 16); __type(key, struct key); __type(value, __u64); } routes SEC(".maps");
+SEC("xdp")
+int route(struct xdp_md *ctx) { struct key k = {32, 0x0100000a}; __u64 *v = bpf_map_lookup_elem(&routes, &k); return v ? *v : 0; }
+"""
+
+
+def test_an_lpm_trie_declared_without_no_prealloc_is_reusable():
+    # the kernel insists on BPF_F_NO_PREALLOC for LPM tries and Map.create adds it: not a difference
+    spec = ObjectSpec.from_file(compile_bpf(PREAMBLE + LPM, name="reuse_lpm"))
+    assert int(spec.maps["routes"].flags) == 0
+    with Map.create(MapType.LPM_TRIE, 8, 8, 16, name="routes", value_codec=IntCodec(8)) as mine:
+        mine[(24).to_bytes(4, "little") + bytes([10, 0, 0, 0])] = 2  # 10.0.0.0/24 -> XDP_PASS
+        with spec.load(backend="kernel", reuse_maps={"routes": mine}) as obj:
+            assert obj.programs["route"].test_run(bytes(64)).retval == 2  # 10.0.0.1 matched the caller's entry
+
+
 def test_reuse_maps_names_only_declared_open_maps(add_length):
     fds = open_fds()
     with _counts() as mine:
