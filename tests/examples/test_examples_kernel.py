@@ -26,7 +26,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kernel"))
 
 from conftest import ROOT, run_cli  # noqa: E402
-from kernel_testlib import build_c_binary, inside_netns, ip, open_fds, veth_pair_in_namespaces  # noqa: E402
+from kernel_testlib import (  # noqa: E402
+    build_c_binary, inside_netns, ip, links_left, open_fds, veth_pair_in_namespaces,
+)
 
 import pybpf  # noqa: E402
 from pybpf.kernel import link_ids, prog_ids, tracefs  # noqa: E402
@@ -126,6 +128,7 @@ def no_traceback(text: str) -> None:
 
 def test_pybpf_run_hello_prints_the_childs_pid(tmp_path):
     instance = os.path.join(tracefs(), "instances")
+    links = set(link_ids())
     with Running(pybpf_cli("run", EXAMPLES / "hello/hello.bpf.c", "--duration", "3"), ready="attached") as run:
         run.wait_ready()
         own_instance = os.path.join(instance, f"pybpf_run_{run.proc.pid}")
@@ -135,6 +138,7 @@ def test_pybpf_run_hello_prints_the_childs_pid(tmp_path):
     comm = Path("/proc/self/comm").read_text().strip()
     assert any(line.endswith(f": hello from pid {pid} ({comm})") for line in run.out), run.out
     assert not os.path.exists(own_instance)  # removed on exit
+    assert links_left(links) == set()  # nor a link outliving the process
     no_traceback("\n".join(run.err))
 
 
