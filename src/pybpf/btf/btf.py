@@ -98,7 +98,6 @@ class _Strings(dict):
         self.update(zip(starts, parts))
 
 
-
 class _NameIndex:
     """Type ids by name offset: ``unique`` maps an offset to its only id, ``shared`` to several."""
 
@@ -120,6 +119,7 @@ class _NameIndex:
         for off, tid in self.unique.items():
             if off not in self.shared:
                 yield off, [tid]
+
 
 class BTF:
     """BTF type information: parsed lazily, looked up by id or name, modifiable, serializable.
