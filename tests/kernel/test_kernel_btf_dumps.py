@@ -49,6 +49,7 @@ struct value {
     label_t tag[4];
     char text[4];
     void *ptr;
+    union { __u32 bits; __s32 signed_bits; };  /* a second anonymous member: two "" names in one object */
 };
 struct odd {
     unsigned __int128 wide;
@@ -104,8 +105,8 @@ EXACT_MAPS = ("by_task", "slots", "per_color", "totals", "odd", "rodata", "bss")
 
 def _value(i: int) -> bytes:
     """A struct value with every member set, differently per entry: printable and unprintable char
-    arrays, a char array without a terminator, negative enum, bitfields, union, anonymous struct."""
-    v = bytearray(72)
+    arrays, a char array without a terminator, negative enum, bitfields, union, anonymous members."""
+    v = bytearray(80)
     struct.pack_into("<Qi", v, 0, 10**12 + i, -5 * i)
     struct.pack_into("<i", v, 12, (0, 1, -3)[i])
     v[16:28] = (b"name0".ljust(12, b"\0"), b"name1".ljust(12, b"\0"), b"ab\x01cd".ljust(12, b"\0"))[i]
@@ -118,6 +119,7 @@ def _value(i: int) -> bytes:
     v[56:60] = b"xy\0\0"
     v[60:64] = (b"\xc3\xa9\0\0", b"full", b"\0\0\0\0")[i]
     struct.pack_into("<Q", v, 64, 0 if i == 0 else 0xFFFF888812345678)
+    struct.pack_into("<I", v, 72, 0xFFFFFFF0 + i)
     return bytes(v)
 
 
@@ -195,14 +197,16 @@ def test_map_dump_with_btf_equals_bpftool(loaded, name):
 
 def test_map_dump_values_are_the_ones_written(loaded):
     """What both tools agree on is also right: the decoded values are what the test stored."""
-    dump = json.loads(pybpf_text("map", "dump", "pinned", loaded["maps"]["by_task"], "--json"))
+    text = pybpf_text("map", "dump", "pinned", loaded["maps"]["by_task"], "--json")
+    dump = json.loads(text)
     entries = {e["formatted"]["key"]["pid"]: e["formatted"]["value"] for e in dump}
     assert sorted(entries) == [100, 101, 102]
     assert entries[100]["name"] == "name0" and entries[100]["color"] == "RED" and entries[102]["color"] == "BLUE"
     assert entries[102]["name"][:3] == [97, 98, 1]  # not printable: numbers, as bpftool shows it
     assert entries[101]["text"] == [102, 117, 108, 108]  # no terminator: numbers
     assert entries[101]["u"] == {"as_int": 0x01020305, "as_bytes": [5, 3, 2, 1]}
-    assert entries[100][""] == {"a": 7, "b": 8}
+    # both anonymous members, under the same name "" (json.loads would keep only the last)
+    assert '"":{"a":7,"b":8},"tag":' in text and '"ptr":0,"":{"bits":4294967280,"signed_bits":-16}}' in text
     per_cpu = json.loads(pybpf_text("map", "dump", "pinned", loaded["maps"]["per_color"], "--json"))
     blue = next(e["formatted"] for e in per_cpu if e["formatted"]["key"] == "BLUE")
     bss = json.loads(pybpf_text("map", "dump", "pinned", loaded["maps"]["bss"], "--json"))
