@@ -1,9 +1,11 @@
 """`pybpf map dump/lookup` and `pybpf prog dump xlated` on objects with BTF, compared byte for byte
 with bpftool on the same kernel objects.
 
-bpftool (libbpf) loads one object with BTF-typed maps (hash, array, per-CPU hash and array, the
-.rodata and .bss of global data) and a program with two sub-programs and line info; the test fills
-the maps with pybpf and asks both tools for the same dumps, plain and JSON.
+bpftool (libbpf) loads one object with BTF-typed maps (hash, array, per-CPU hash and array, LRU
+hash, the .rodata and .bss of global data), a program with two sub-programs and one with a bpf_loop
+callback and kfunc calls, all with line info; the test fills the maps with pybpf and asks both
+tools for the same dumps, plain and JSON.  The same object loaded by pybpf's own loader must dump
+the same way too.
 """
 
 from __future__ import annotations
@@ -82,6 +84,30 @@ static __noinline int bump(struct point *p, int by)
 __noinline int global_helper(int x)
 {
     return x * 2 + hits;
+}
+
+struct sum { int total; };
+
+static long add_one(__u32 i, void *data)
+{
+    ((struct sum *)data)->total += i;
+    return 0;
+}
+
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+
+/* a callback (ld_imm64 of a sub-program; the kernel inlines bpf_loop into a call), kfuncs, printk's
+   format in .rodata */
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int loops(void *ctx)
+{
+    struct sum s = {0};
+    bpf_loop(10, add_one, &s, 0);
+    bpf_rcu_read_lock();
+    bpf_rcu_read_unlock();
+    bpf_printk("total %d", s.total);
+    return s.total & 1;
 }
 
 SEC("tracepoint/syscalls/sys_enter_getppid")
@@ -163,7 +189,7 @@ def loaded():
             m.update_raw(struct.pack("<I", 0), struct.pack("<i", -42))
         with Map.from_pin(maps["floats"]) as m:
             m.update_raw(struct.pack("<I", 1), struct.pack("<df4x", 1.5, -2.25))
-        yield {"root": root, "maps": maps, "prog": f"{root}/progs/fill"}
+        yield {"root": root, "maps": maps, "progs": f"{root}/progs"}
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -240,16 +266,24 @@ def test_float_members_print_as_numbers_where_bpftool_71_gives_up(loaded):
         assert json.loads(theirs) == ours
 
 
+PROTOTYPES = {
+    "fill": ["int fill(void * ctx):", "int bump(struct point * p, int by):", "int global_helper(int x):"],
+    "loops": ["int loops(void * ctx):", "long add_one(__u32 i, void * data):"],
+}
+
+
+@pytest.mark.parametrize("prog", PROTOTYPES)
 @pytest.mark.parametrize("options", [(), ("linum",), ("opcodes",)])  # bpftool 7.1 takes one of them
-def test_prog_dump_xlated_equals_bpftool(loaded, options):
-    """Every line: prototypes of the program and its two sub-programs (static and global) from BTF,
-    source lines, calls to sub-programs by symbol, helper calls, map and global-data references,
-    opcodes and file:line:column; plain and -j."""
-    path = loaded["prog"]
+def test_prog_dump_xlated_equals_bpftool(loaded, prog, options):
+    """Every line: prototypes of the program and its sub-programs (static and global) from BTF,
+    source lines, calls to sub-programs by symbol, helper and kfunc calls, callbacks, map and
+    global-data references, opcodes and file:line:column; plain and -j."""
+    path = f"{loaded['progs']}/{prog}"
     plain = bpftool_text("prog", "dump", "xlated", "pinned", path, *options)
-    assert [ln for ln in plain.splitlines() if ln.endswith("):")] == \
-        ["int fill(void * ctx):", "int bump(struct point * p, int by):", "int global_helper(int x):"]
-    assert "call pc+" in plain and "map[id:" in plain and "][0]+0" in plain
+    assert [ln for ln in plain.splitlines() if ln.endswith("):")] == PROTOTYPES[prog]
+    assert "call pc+" in plain and "map[id:" in plain and "][0]+" in plain
+    if prog == "loops":
+        assert "= subprog[+" in plain and "call bpf_rcu_read_lock#" in plain
     assert pybpf_text("prog", "dump", "xlated", "pinned", path, *options) == plain
     assert pybpf_text("prog", "dump", "xlated", "pinned", path, *options, "--json") == \
         bpftool_text("-j", "prog", "dump", "xlated", "pinned", path, *options)
@@ -262,12 +296,12 @@ def test_dumps_of_objects_pybpf_loaded_equal_bpftool():
 
     spec = ObjectSpec.from_file(compile_bpf(SOURCE, name="btf_dumps"))
     with spec.load(backend="kernel") as obj:
-        pid, slots = str(obj.programs["fill"].id), obj.maps["slots"]
+        slots = obj.maps["slots"]
         slots.update_raw(struct.pack("<I", 1), _value(1))
-        for options in ((), ("linum",)):
-            args = ("prog", "dump", "xlated", "id", pid, *options)
+        for prog, options in (("fill", ()), ("fill", ("linum",)), ("loops", ())):
+            args = ("prog", "dump", "xlated", "id", str(obj.programs[prog].id), *options)
             plain = bpftool_text(*args)
-            assert plain.count("):\n") == 3 and "\n; " in plain  # three functions, source lines
+            assert plain.count("):\n") == len(PROTOTYPES[prog]) and "\n; " in plain  # functions, source lines
             assert pybpf_text(*args) == plain
             assert pybpf_text(*args, "--json") == bpftool_text("-j", *args)
         args = ("map", "dump", "id", str(slots.id))
