@@ -357,3 +357,21 @@ def test_maps_of_maps_and_prog_arrays_like_bpftool():
             assert pybpf_text(*args).splitlines()[slots:] == plain[slots:]  # "Found N elements"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_wide_maps_without_btf_keep_bpftool_hex_layout():
+    """Without BTF both tools print hex; keys and values over 16 bytes break into lines of 16 bytes in
+    groups of 8, names on lines of their own, per CPU too."""
+    from pybpf.kernel import MapType
+
+    with Map.create(MapType.HASH, 20, 40, 4, name="wide") as wide, \
+         Map.create(MapType.PERCPU_HASH, 4, 20, 4, name="wide_pcpu") as pcpu:
+        wide.update_raw(bytes(range(20)), bytes(range(100, 140)))
+        pcpu.update_raw(b"\1\0\0\0", b"".join(bytes(range(cpu, cpu + 20)) + bytes(4)
+                                             for cpu in range(possible_cpu_count())))
+        for m in (wide, pcpu):
+            args = ("map", "dump", "id", str(m.id))
+            plain = bpftool_text(*args)
+            assert "\n10 11 12 13" in plain  # the 17th byte starts a line
+            assert pybpf_text(*args) == plain
+            assert pybpf_text(*args, "--json") == bpftool_text("-j", *args)

@@ -8,8 +8,8 @@ import errno
 import json
 import os
 
-from ..errors import BPFError, KernelError, MapError
 from ..btf.valuedump import ValueFormatter
+from ..errors import BPFError, KernelError, MapError
 from ..kernel.introspect import (
     MAP_OF_MAPS_TYPES, MapLayout, lookup_entry, map_entries, map_value_btf, type_name,
 )
