@@ -94,6 +94,11 @@ static long add_one(__u32 i, void *data)
     return 0;
 }
 
+__noinline int zero_args(void)
+{
+    return hits + 1;
+}
+
 extern void bpf_rcu_read_lock(void) __ksym;
 extern void bpf_rcu_read_unlock(void) __ksym;
 
@@ -107,7 +112,7 @@ int loops(void *ctx)
     bpf_rcu_read_lock();
     bpf_rcu_read_unlock();
     bpf_printk("total %d", s.total);
-    return s.total & 1;
+    return (s.total & 1) + zero_args();
 }
 
 SEC("tracepoint/syscalls/sys_enter_getppid")
@@ -268,7 +273,7 @@ def test_float_members_print_as_numbers_where_bpftool_71_gives_up(loaded):
 
 PROTOTYPES = {
     "fill": ["int fill(void * ctx):", "int bump(struct point * p, int by):", "int global_helper(int x):"],
-    "loops": ["int loops(void * ctx):", "long add_one(__u32 i, void * data):"],
+    "loops": ["int loops(void * ctx):", "long add_one(__u32 i, void * data):", "int zero_args():"],
 }
 
 

@@ -303,10 +303,14 @@ def entry_plain(layout: MapLayout, key: bytes, value: bytes) -> str:
     return out[:-1]
 
 
+def _empty_slot(layout: MapLayout, err: int) -> bool:
+    """An empty slot of a prog array or map of maps: bpftool leaves it out of a dump."""
+    return err == errno.ENOENT and (layout.type in MAP_OF_MAPS_TYPES or layout.type == MapType.PROG_ARRAY)
+
+
 def entry_error_plain(layout: MapLayout, key: bytes, err: int) -> str | None:
-    """bpftool's line for an entry whose lookup failed; None where it prints nothing (an empty slot of
-    a prog array or map of maps)."""
-    if err == errno.ENOENT and (layout.type in MAP_OF_MAPS_TYPES or layout.type == MapType.PROG_ARRAY):
+    """bpftool's line for an entry whose lookup failed; None where it prints nothing."""
+    if _empty_slot(layout, err):
         return None
     message = "<no entry>" if err == errno.ENOENT else \
         "<cannot read>" if err == errno.ENOSPC and layout.type == MapType.REUSEPORT_SOCKARRAY else os.strerror(err)
@@ -331,7 +335,7 @@ def entry_json(layout: MapLayout, key: bytes, value: bytes, formatted: dict | No
 
 
 def entry_error_json(layout: MapLayout, key: bytes, err: int) -> dict | None:
-    if err == errno.ENOENT and (layout.type in MAP_OF_MAPS_TYPES or layout.type == MapType.PROG_ARRAY):
+    if _empty_slot(layout, err):
         return None
     return {"key": _hex_json(key), "value": {"error": os.strerror(err)}}
 

@@ -1,10 +1,12 @@
 """A loaded program's code, the way ``bpftool prog dump xlated|jited`` shows it.
 
-xlated: the instructions after the verifier rewrote them, each with the C source
-line its BTF line info names, calls resolved to kernel symbols (helpers sit at
-``__bpf_call_base + imm``), map references as ``map[id:N]``.  The text of an
-instruction comes from the instruction set's formatter (pybpf.isa) in kernel or
-llvm style; when that formatter is not available a field view is printed.
+xlated: the instructions after the verifier rewrote them, each function headed by
+its C prototype (pybpf.btf.valuedump.type_signature, bpftool's rendering), each
+instruction by the C source line its BTF line info names; calls resolved to
+kernel symbols (helpers and kfuncs sit at ``__bpf_call_base + imm``), map
+references as ``map[id:N]``.  The text of an instruction comes from the
+instruction set's formatter (pybpf.isa) in kernel or llvm style; instructions
+LLVM has no syntax for are shown in kernel style.
 
 jited: the machine code, split into the program's functions (jited_ksyms and
 jited_func_lens), disassembled with capstone (the optional ``pybpf[jited]``
@@ -19,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..btf import BTF
+from ..btf.valuedump import type_signature
 from ..errors import BPFError, NotSupportedError
 from ..isa import Instruction, format_instruction
 from ..isa.helpers import helper_name
-from ..btf.valuedump import type_signature
 from .introspect import ProgramImage, SourceRecord, btf_by_id, program_image, source_records
 from .symbolize import kernel_symbols
 
