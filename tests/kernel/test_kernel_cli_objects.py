@@ -195,7 +195,9 @@ def test_dump_jited_disassembles_the_whole_image(loaded_by_bpftool):
     assert any(i["operation"].startswith("leave") for i in insns)
     assert any(i.get("src", "").startswith("__u32 pid = ") for i in insns)
     plain = pybpf("prog", "dump", "jited", "id", str(prog["id"]), json_out=False)
-    assert plain.startswith(f"bpf_prog_{prog['tag']}_count_getppid_calls:\n")
+    # bpftool heads each function with its prototype from BTF, then its symbol
+    assert plain.startswith(f"int count_getppid_calls(void * ctx):\nbpf_prog_{prog['tag']}_count_getppid_calls:\n")
+    assert funcs[0]["proto"] == "int count_getppid_calls(void * ctx)"
     assert "\n   0:\t" in plain
 
 

@@ -10,7 +10,8 @@
 
 Modules: btf (the BTF container and parser), types (one frozen class per kind),
 writer, validate, rawdump and cdump (bpftool's two formats), ext (.BTF.ext),
-codec (values), sanitize (loading on older kernels, DATASEC fix-ups), kernel
+codec (values), valuedump (values and prototypes as bpftool's map and prog dumps
+print them), sanitize (loading on older kernels, DATASEC fix-ups), kernel
 (/sys/kernel/btf).
 """
 

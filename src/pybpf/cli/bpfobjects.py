@@ -6,10 +6,11 @@ Objects are named like bpftool names them: ``ID``, ``id ID``, ``pinned PATH``,
 
 from __future__ import annotations
 
-import json
+import sys
 from typing import Any, Iterator
 
 from ..errors import BPFError
+from ..btf.valuedump import Pairs, Raw
 from ..kernel.introspect import each_object, fdinfo
 from ..kernel.syscall import Cmd, close_fd, fd_by_id, fd_kind, obj_get
 
@@ -109,12 +110,82 @@ def object_id(kind: str, fd: int) -> int:
     return int(fdinfo(fd).get(_ID_KEY[kind], 0))
 
 
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f", "\b": "\\b", "\\": "\\\\", '"': '\\"'}
+
+
+def _quote(text: str) -> str:
+    """A JSON string as bpftool's writer makes it: non-ASCII stays UTF-8; other control characters
+    (which bpftool writes raw) become \\u00XX so the output stays valid JSON."""
+    return '"' + "".join(_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 else c) for c in text) + '"'
+
+
+def bpftool_json(value: Any, pretty: bool = False) -> str:
+    """``value`` laid out the way bpftool's JSON writer lays it out, byte for byte.
+
+    Compact (-j) output is ordinary JSON without spaces.  Pretty (-p, and the
+    plain-text map dumps of maps with BTF) puts each object member on its own
+    line, indented by 4 spaces, but leaves array elements on the line of the
+    opening bracket (``[1,2,3`` then the closing bracket on a line of its own).
+    :class:`~pybpf.btf.valuedump.Raw` strings are written unquoted and
+    :class:`~pybpf.btf.valuedump.Pairs` as an object whose names may repeat.
+    """
+    out: list[str] = []
+
+    def newline(depth: int) -> None:
+        if pretty:
+            out.append("\n" + "    " * depth)
+
+    def write(v: Any, depth: int) -> None:
+        if isinstance(v, Raw):
+            out.append(v)
+        elif isinstance(v, str):
+            out.append(_quote(v))
+        elif v is True or v is False:
+            out.append("true" if v else "false")
+        elif v is None:
+            out.append("null")
+        elif isinstance(v, int):
+            out.append(str(v))
+        elif isinstance(v, float):
+            out.append(repr(v))
+        elif isinstance(v, (dict, Pairs)):
+            out.append("{")
+            items = v.items() if isinstance(v, dict) else v
+            for i, (name, item) in enumerate(items):
+                if i:
+                    out.append(",")
+                newline(depth + 1)
+                out.append(_quote(name) + (": " if pretty else ":"))
+                write(item, depth + 1)
+            if v:
+                newline(depth)
+            out.append("}")
+        elif isinstance(v, (list, tuple)):
+            out.append("[")
+            for i, item in enumerate(v):
+                if i:
+                    out.append(",")
+                write(item, depth + 1)
+            if v:
+                newline(depth)
+            out.append("]")
+        else:
+            raise TypeError(f"cannot write {type(v).__name__} as JSON")
+
+    write(value, 0)
+    return "".join(out)
+
+
+def emit(text: str) -> None:
+    """Write ``text`` to stdout; BTF strings that are not UTF-8 go out as their original bytes."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
+
+
 def print_json(value: Any, pretty: bool) -> None:
     """bpftool -j (compact) or -p (pretty) output."""
-    if pretty:
-        print(json.dumps(value, indent=4))
-    else:
-        print(json.dumps(value, separators=(",", ":")))
+    emit(bpftool_json(value, pretty) + "\n")
 
 
 def add_output_options(parser: Any) -> None:

@@ -4,18 +4,28 @@ getnext, pin, freeze)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 
-from ..errors import BPFError, MapError
+from ..btf.valuedump import ValueFormatter
+from ..errors import BPFError, KernelError, MapError
+from ..kernel.introspect import (
+    MAP_OF_MAPS_TYPES, MapLayout, lookup_entry, map_entries, map_value_btf, type_name,
+)
+from ..kernel.syscall import close_fd
+from ..object.kinds import MapType
 from .bpfobjects import (
-    add_output_options, each_selected, open_selected, print_json, selector_help, split_selector, wants_json,
+    add_output_options, each_selected, emit, open_selected, print_json, selector_help, split_selector, wants_json,
 )
 
 EXAMPLES = """\
 examples:
   pybpf map list                                   every map, like 'bpftool map'
   pybpf map show name counts --json
-  pybpf map dump id 7                              every entry, hex bytes like bpftool
+  pybpf map dump id 7                              every entry, like bpftool: decoded through the
+                                                   map's BTF (structs, strings, enum names), else hex
+  pybpf map dump pinned /sys/fs/bpf/counts --json  raw bytes plus the decoded "formatted" entry
   pybpf map lookup id 7 key 0x01 0 0 0             a key as bytes (decimal, 0x.. or 0.. octal)
   pybpf map lookup id 7 key hex 01 00 00 00        ... or as hex bytes after 'hex'
   pybpf map lookup id 7 --key 1                    ... or as an integer (little-endian, key size)
@@ -259,71 +269,177 @@ def _value(m, words: list[str], option: str | None) -> tuple[bytes, list[str], l
 
 
 def _hex(data: bytes) -> str:
-    return " ".join(f"{b:02x}" for b in data)
+    """Bytes as bpftool's fprint_hex lays them out: 8 per group, 16 per line."""
+    out = []
+    for i, b in enumerate(data):
+        out.append(("" if not i else "\n" if not i % 16 else "  " if not i % 8 else " ") + f"{b:02x}")
+    return "".join(out)
 
 
 def _hex_json(data: bytes) -> list[str]:
     return [f"0x{b:02x}" for b in data]
 
 
-def entry_plain(m, key: bytes, value: bytes) -> str:
-    """One entry as bpftool's print_entry_plain lays it out."""
-    from ..object.kinds import MapType
-
-    if not m.per_cpu:
-        break_names = m.key_size > 16 or m.value_size > 16
-        single_line = m.key_size + m.value_size <= 24 and not break_names
+def entry_plain(layout: MapLayout, key: bytes, value: bytes) -> str:
+    """One entry as bpftool's print_entry_plain lays it out (maps of maps: the inner map id, as bpftool
+    does since 7.2; 7.1 prints the same id as the value's bytes)."""
+    if not layout.per_cpu:
+        break_names = layout.key_size > 16 or layout.value_size > 16
+        single_line = layout.key_size + layout.value_size <= 24 and not break_names
         sep = "\n" if break_names else " "
         out = ""
-        if m.key_size:
+        if layout.key_size:
             out += f"key:{sep}{_hex(key)}" + ("  " if single_line else "\n")
-        if m.value_size:
-            if m.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
+        if layout.value_size:
+            if layout.type in MAP_OF_MAPS_TYPES:
                 out += f"inner_map_id:{sep}{int.from_bytes(value[:4], 'little')} "
             else:
                 out += f"value:{sep}{_hex(value)}"
         return out
-    stride = (m.value_size + 7) & ~7
-    out = f"key:\n{_hex(key)}\n" if m.key_size else ""
-    for cpu in range(m.ncpus):
-        sep = "\n" if m.value_size > 16 else " "
-        out += f"value (CPU {cpu:02d}):{sep}{_hex(value[cpu * stride:cpu * stride + m.value_size])}\n"
-    return out.rstrip("\n")
+    out = f"key:\n{_hex(key)}\n" if layout.key_size else ""
+    if layout.value_size:
+        sep = "\n" if layout.value_size > 16 else " "
+        out += "".join(f"value (CPU {cpu:02d}):{sep}{_hex(v)}\n" for cpu, v in enumerate(layout.cpu_values(value)))
+    return out[:-1]
 
 
-def entry_json(m, key: bytes, value: bytes) -> dict:
-    from ..object.kinds import MapType
+def _empty_slot(layout: MapLayout, err: int) -> bool:
+    """An empty slot of a prog array or map of maps: bpftool leaves it out of a dump."""
+    return err == errno.ENOENT and (layout.type in MAP_OF_MAPS_TYPES or layout.type == MapType.PROG_ARRAY)
 
-    if not m.per_cpu:
-        entry = {"key": _hex_json(key), "value": _hex_json(value)}
-        if m.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
+
+def entry_error_plain(layout: MapLayout, key: bytes, err: int) -> str | None:
+    """bpftool's line for an entry whose lookup failed; None where it prints nothing."""
+    if _empty_slot(layout, err):
+        return None
+    message = "<no entry>" if err == errno.ENOENT else \
+        "<cannot read>" if err == errno.ENOSPC and layout.type == MapType.REUSEPORT_SOCKARRAY else os.strerror(err)
+    break_names = layout.key_size > 16 or len(message) > 16
+    single_line = layout.key_size + len(message) <= 24 and not break_names
+    sep = "\n" if break_names else " "
+    return f"key:{sep}{_hex(key)}" + ("  " if single_line else "\n") + f"value:{sep}{message}"
+
+
+def entry_json(layout: MapLayout, key: bytes, value: bytes, formatted: dict | None = None) -> dict:
+    """One entry as bpftool -j prints it: bytes as hex strings, and the BTF view under "formatted"."""
+    entry: dict = {"key": _hex_json(key)}
+    if layout.per_cpu:
+        entry["values"] = [{"cpu": cpu, "value": _hex_json(v)} for cpu, v in enumerate(layout.cpu_values(value))]
+    else:
+        entry["value"] = _hex_json(value)
+        if layout.type in MAP_OF_MAPS_TYPES:  # added in bpftool 7.2; 7.1 prints only the bytes
             entry["inner_map_id"] = int.from_bytes(value[:4], "little")
-        return entry
-    stride = (m.value_size + 7) & ~7
-    return {"key": _hex_json(key), "values": [{"cpu": cpu, "value": _hex_json(value[cpu * stride:cpu * stride + m.value_size])}
-                                               for cpu in range(m.ncpus)]}
+    if formatted is not None:
+        entry["formatted"] = formatted
+    return entry
 
 
-def _read_entries(m):
-    """(key, value) bytes of every entry; prog arrays and maps of maps skip empty slots like bpftool."""
-    for key in m.iter_keys_raw():
-        value = m.lookup_raw(key)
-        if value is not None:
-            yield key, value
+def entry_error_json(layout: MapLayout, key: bytes, err: int) -> dict | None:
+    if _empty_slot(layout, err):
+        return None
+    return {"key": _hex_json(key), "value": {"error": os.strerror(err)}}
+
+
+def formatted_entry(fmt: ValueFormatter, layout: MapLayout, key: bytes, value: bytes) -> dict:
+    """An entry's key and value(s) decoded with the map's BTF, as bpftool's do_dump_btf builds it."""
+    out: dict = {}
+    if layout.btf_key_type_id:
+        out["key"] = fmt.format(layout.btf_key_type_id, key)
+    value_type = layout.btf_vmlinux_value_type_id or layout.btf_value_type_id
+    if layout.per_cpu:
+        out["values"] = [{"cpu": cpu, "value": fmt.format(value_type, v)}
+                         for cpu, v in enumerate(layout.cpu_values(value))]
+    else:
+        out["value"] = fmt.format(value_type, value)
+    return out
+
+
+def _formatter(layout: MapLayout, plain: bool) -> ValueFormatter | None:
+    btf = map_value_btf(layout)
+    return ValueFormatter(btf, plain=plain) if btf is not None else None
+
+
+def _header_json(layout: MapLayout) -> dict:
+    """The map fields bpftool puts before "elements" when one dump covers several maps."""
+    rec = {"id": layout.id, "type": type_name(MapType, layout.type) or layout.type}
+    if layout.name:
+        rec["name"] = layout.name
+    rec["flags"] = layout.flags
+    return rec
+
+
+def _header_plain(layout: MapLayout) -> str:
+    mtype = type_name(MapType, layout.type)
+    return f"{layout.id}: " + (f"{mtype}  " if mtype else f"type {layout.type}  ") + \
+        (f"name {layout.name}  " if layout.name else "") + f"flags {layout.flags:#x}"
+
+
+def _walk_error(layout: MapLayout, exc: KernelError) -> BPFError:
+    what = f"map {layout.id}" + (f" ({layout.name})" if layout.name else "")
+    if layout.type in (MapType.RINGBUF, MapType.USER_RINGBUF):
+        return MapError(f"cannot dump {what}: a ring buffer has no entries to list; read its records "
+                        f"with pybpf.kernel.RingBufReader")
+    if layout.type in (MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER):
+        return MapError(f"cannot dump {what}: {type_name(MapType, layout.type)} maps have no keys; "
+                        f"use 'pybpf map lookup' (peek) instead")
+    return exc
 
 
 def run_dump(args: argparse.Namespace) -> int:
-    m, rest = _open_one(_take_options(args))
-    with m:
-        if rest:
-            raise BPFError(f"unexpected arguments: {' '.join(rest)}")
-        entries = list(_read_entries(m))
-        if wants_json(args):
-            print_json([entry_json(m, k, v) for k, v in entries], args.pretty)
+    """bpftool map dump: hex entries, or for maps with BTF the decoded values (plain and -j)."""
+    words = _take_options(args)
+    if not words:
+        raise BPFError(f"name a map: {selector_help('map')}")
+    selector, rest = split_selector("map", words)
+    _no_more(rest)
+    fds = open_selected("map", selector)
+    try:
+        layouts = [MapLayout.of_fd(fd) for fd in fds]
+        as_json = wants_json(args)
+        btf_plain = not as_json and all(layout.btf_id for layout in layouts)
+        several = len(fds) > 1
+        tree: list = []
+        text: list[str] = []
+        failure: BPFError | None = None
+        for fd, layout in zip(fds, layouts):
+            fmt = _formatter(layout, plain=btf_plain) if as_json or btf_plain else None
+            elements: list = []
+            lines: list[str] = [_header_plain(layout)] if several and not (as_json or btf_plain) else []
+            found = 0
+            try:
+                for key, value, err in map_entries(fd, layout):
+                    if value is None:
+                        shown = entry_error_json(layout, key, err) if as_json else \
+                            None if btf_plain else entry_error_plain(layout, key, err)
+                        if shown is not None:
+                            (elements if as_json else lines).append(shown)
+                        continue
+                    found += 1
+                    if as_json:
+                        elements.append(entry_json(layout, key, value,
+                                                   formatted_entry(fmt, layout, key, value) if fmt else None))
+                    elif btf_plain:
+                        elements.append(formatted_entry(fmt, layout, key, value) if fmt else entry_plain(layout, key, value))
+                    else:
+                        lines.append(entry_plain(layout, key, value))
+            except KernelError as exc:
+                failure = _walk_error(layout, exc)
+            if as_json or btf_plain:
+                tree.append({**_header_json(layout), "elements": elements} if several else elements)
+            else:
+                lines.append(f"Found {found} element{'s' if found != 1 else ''}")
+                text.append("\n".join(lines))
+            if failure is not None:
+                break
+        if as_json or btf_plain:
+            print_json(tree if several else tree[0], args.pretty or btf_plain)
         else:
-            for k, v in entries:
-                print(entry_plain(m, k, v))
-            print(f"Found {len(entries)} element{'s' if len(entries) != 1 else ''}")
+            emit("\n\n".join(text) + "\n")
+        if failure is not None:
+            raise failure
+    finally:
+        for fd in fds:
+            close_fd(fd)
     return 0
 
 
@@ -332,17 +448,24 @@ def run_lookup(args: argparse.Namespace) -> int:
     with m:
         key, rest = _key(m, rest, args.key)
         _no_more(rest)
-        value = m.lookup_raw(key)
+        layout = MapLayout.of_fd(m.fd)
+        value, err = lookup_entry(m.fd, layout, key)
         if value is None:
+            if err != errno.ENOENT:
+                raise MapError(f"lookup on {m.describe()} failed: {os.strerror(err)}")
             if wants_json(args):
                 print("null")
             else:
                 print(f"key:\n{_hex(key or b'')}\n\nNot found")
             return 1
+        fmt = _formatter(layout, plain=not wants_json(args))
         if wants_json(args):
-            print_json(entry_json(m, key or b"", value), args.pretty)
+            print_json(entry_json(layout, key or b"", value,
+                                  formatted_entry(fmt, layout, key or b"", value) if fmt else None), args.pretty)
+        elif fmt is not None:
+            print_json(formatted_entry(fmt, layout, key or b"", value), True)
         else:
-            print(entry_plain(m, key or b"", value))
+            emit(entry_plain(layout, key or b"", value) + "\n")
     return 0
 
 

@@ -6,7 +6,9 @@ import argparse
 import time
 
 from ..errors import BPFError
-from .bpfobjects import add_output_options, each_selected, print_json, selector_help, split_selector, wants_json
+from .bpfobjects import (
+    add_output_options, each_selected, emit, print_json, selector_help, split_selector, wants_json,
+)
 
 EXAMPLES = """\
 examples:
@@ -14,7 +16,9 @@ examples:
   pybpf prog show 42 --json                one program as JSON (bpftool -j field names)
   pybpf prog show name on_getppid          every program of that name
   pybpf prog show --enable-stats 5         count runs and run time for 5 s, then show them
-  pybpf prog dump xlated id 42             the verifier's instructions with C source lines
+  pybpf prog dump xlated id 42             the verifier's instructions with C source lines and
+                                           each function's prototype, as bpftool prints them
+  pybpf prog dump xlated tag 6d0e5812b1d3ffbc opcodes   every program with that tag, bpftool's spelling
   pybpf prog dump xlated 42 --style llvm --linum
   pybpf prog dump jited pinned /sys/fs/bpf/myprog --opcodes
   pybpf prog pin 42 /sys/fs/bpf/myprog
@@ -142,27 +146,52 @@ def format_plain(rec: dict) -> str:
     return "\n".join(lines)
 
 
+_HEADER_FIELDS = ("id", "type", "name", "tag", "gpl_compatible", "run_time_ns", "run_cnt", "recursion_misses")
+_DUMP_KEYWORDS = ("opcodes", "linum")
+
+
 def run_dump(args: argparse.Namespace) -> int:
-    from ..kernel import progdump
+    from ..kernel.syscall import close_fd
+    from .bpfobjects import open_selected
 
     selector, rest = split_selector("prog", args.prog)
+    for word in [w for w in rest if w in _DUMP_KEYWORDS]:  # bpftool's spelling: '... id 42 opcodes'
+        setattr(args, word, True)
+        rest.remove(word)
     if rest:
-        raise BPFError(f"unexpected arguments after the program: {' '.join(rest)} (options go as --opcodes, --linum)")
-    outputs = []
-    for fd in each_selected("prog", selector):
-        if args.what == "xlated":
-            records = progdump.dump_xlated(fd, style=args.style)
-            outputs.append(progdump.xlated_json(records, opcodes=args.opcodes, linum=args.linum) if wants_json(args)
-                           else progdump.xlated_plain(records, opcodes=args.opcodes, linum=args.linum))
-        else:
-            functions = progdump.dump_jited(fd)
-            outputs.append(progdump.jited_json(functions, opcodes=args.opcodes, linum=args.linum) if wants_json(args)
-                           else progdump.jited_plain(functions, opcodes=args.opcodes, linum=args.linum))
+        raise BPFError(f"unexpected arguments after the program: {' '.join(rest)} (options: --opcodes, --linum)")
+    fds = open_selected("prog", selector)
+    try:
+        outputs = [_dump_one(fd, args, several=len(fds) > 1) for fd in fds]
+    finally:
+        for fd in fds:
+            close_fd(fd)
     if wants_json(args):
-        print_json(outputs[0] if len(outputs) == 1 else outputs, args.pretty)
+        print_json(outputs if len(outputs) > 1 else outputs[0], args.pretty)
     else:
-        print("\n\n".join("\n".join(lines) for lines in outputs))
+        emit("\n\n".join("\n".join(lines) for lines in outputs) + "\n")
     return 0
+
+
+def _dump_one(fd: int, args: argparse.Namespace, several: bool):
+    """One program's dump; with ``several``, headed by the program like bpftool heads it."""
+    from ..kernel import progdump
+    from ..kernel.introspect import program_record
+
+    if args.what == "xlated":
+        records = progdump.dump_xlated(fd, style=args.style)
+        dump = progdump.xlated_json(records, opcodes=args.opcodes, linum=args.linum) if wants_json(args) \
+            else progdump.xlated_plain(records, opcodes=args.opcodes, linum=args.linum)
+    else:
+        functions = progdump.dump_jited(fd)
+        dump = progdump.jited_json(functions, opcodes=args.opcodes, linum=args.linum) if wants_json(args) \
+            else progdump.jited_plain(functions, opcodes=args.opcodes, linum=args.linum)
+    if several:
+        rec = program_record(fd)
+        if wants_json(args):
+            return {**{k: rec[k] for k in _HEADER_FIELDS if k in rec}, "insns": dump}
+        return [format_plain(rec).split("\n")[0], *dump]
+    return dump
 
 
 def run_pin(args: argparse.Namespace) -> int:

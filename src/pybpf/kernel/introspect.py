@@ -11,19 +11,26 @@ structures lack come from where bpftool gets them: /proc/self/fdinfo
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from ..errors import BPFError, KernelError
+from ..errors import BPFError, KernelError, MapError
 from .btf_object import btf_info
+from .maps import PER_CPU_TYPES
 from .program import program_info
-from .syscall import bpf_errno, btf_ids, close_fd, fd_by_id, link_ids, map_ids, obj_info, prog_ids
+from .syscall import (
+    bpf_errno, btf_ids, close_fd, fd_by_id, kernel_error, link_ids, map_ids, obj_info, prog_ids,
+)
 from .uapi import (
     AttachType, Cmd, EnableStatsAttr, LinkType, MapType, ProgInfoStruct, ProgType, StatsType,
 )
+
+if TYPE_CHECKING:
+    from ..btf import BTF
 
 NFPROTO_NAMES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 INET_HOOK_NAMES = {0: "prerouting", 1: "input", 2: "forward", 3: "output", 4: "postrouting"}
@@ -172,7 +179,7 @@ def program_image(fd: int) -> ProgramImage:
     )
 
 
-def btf_by_id(btf_id: int) -> Any:
+def btf_by_id(btf_id: int) -> "BTF | None":
     """The BTF object ``btf_id`` parsed by pybpf.btf (split BTF on vmlinux for modules), or None when unreadable."""
     from ..btf import BTF, kernel_btf
     from .btf_object import KernelBTF
@@ -445,6 +452,107 @@ def pinned_paths(kind: str, root: str = "/sys/fs/bpf") -> dict[int, list[str]]:
             finally:
                 close_fd(fd)
     return found
+
+
+# --- map contents ---------------------------------------------------------------------
+
+MAP_OF_MAPS_TYPES = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS})
+
+
+@dataclass
+class MapLayout:
+    """What reading a map's entries needs: sizes, per-CPU layout, and the BTF type ids of key and value."""
+
+    id: int
+    type: int
+    name: str
+    flags: int
+    key_size: int
+    value_size: int
+    btf_id: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    btf_vmlinux_value_type_id: int
+    ncpus: int = 1
+
+    @property
+    def per_cpu(self) -> bool:
+        return self.type in PER_CPU_TYPES
+
+    @property
+    def stride(self) -> int:
+        """Bytes per CPU in a per-CPU value (the kernel pads each copy to 8 bytes)."""
+        return (self.value_size + 7) & ~7 if self.per_cpu else self.value_size
+
+    @property
+    def value_buffer_size(self) -> int:
+        return self.stride * self.ncpus
+
+    def cpu_values(self, value: bytes) -> list[bytes]:
+        return [value[i * self.stride:i * self.stride + self.value_size] for i in range(self.ncpus)]
+
+    @classmethod
+    def of_fd(cls, fd: int) -> "MapLayout":
+        from .fs import possible_cpu_count
+        from .uapi import MapInfoStruct
+
+        i = obj_info(fd, MapInfoStruct, "map")
+        layout = cls(i.id, i.type, i.name.decode(errors="replace"), i.map_flags, i.key_size, i.value_size,
+                     i.btf_id, i.btf_key_type_id, i.btf_value_type_id, i.btf_vmlinux_value_type_id)
+        if layout.per_cpu:
+            layout.ncpus = possible_cpu_count()
+        return layout
+
+
+def map_value_btf(layout: MapLayout) -> "BTF | None":
+    """The BTF that types the map's values (vmlinux for struct_ops maps), None when it has none;
+    bpftool formats entries from BTF exactly when this is not None."""
+    if layout.btf_vmlinux_value_type_id:
+        from ..btf import kernel_btf
+
+        return kernel_btf()
+    if not layout.btf_value_type_id:
+        return None
+    btf = btf_by_id(layout.btf_id)
+    if btf is None:
+        raise MapError(f"cannot read BTF object {layout.btf_id} of map {layout.id}"
+                       + (f" ({layout.name})" if layout.name else "") + ": it was unloaded or is unreadable")
+    return btf
+
+
+def lookup_entry(fd: int, layout: MapLayout, key: bytes | None) -> tuple[bytes | None, int]:
+    """(value bytes, 0), or (None, errno) when the lookup fails (ENOENT: no such key)."""
+    from .uapi import MapElemAttr
+
+    kbuf = ctypes.create_string_buffer(key or b"", max(len(key or b""), 1))
+    vbuf = ctypes.create_string_buffer(max(layout.value_buffer_size, 1))
+    attr = MapElemAttr(map_fd=fd, key=ctypes.addressof(kbuf) if key else 0, value=ctypes.addressof(vbuf))
+    _, err = bpf_errno(Cmd.MAP_LOOKUP_ELEM, attr)
+    return (None, err) if err else (vbuf.raw[:layout.value_buffer_size], 0)
+
+
+def map_entries(fd: int, layout: MapLayout) -> Iterator[tuple[bytes, bytes | None, int]]:
+    """(key, value, errno) of every entry, walked as bpftool walks it: the next key after the previous
+    one, then a lookup (value None and its errno when that fails).  Raises KernelError when the kernel
+    cannot walk the map (ring buffers, queues) after the entries read so far."""
+    from .uapi import MapElemAttr
+
+    size = max(layout.key_size, 1)
+    prev = None
+    while True:
+        nbuf = ctypes.create_string_buffer(size)
+        attr = MapElemAttr(map_fd=fd, key=ctypes.addressof(prev) if prev is not None else 0,
+                           value=ctypes.addressof(nbuf))
+        _, err = bpf_errno(Cmd.MAP_GET_NEXT_KEY, attr)
+        if err == errno.ENOENT:  # past the last key
+            return
+        if err:
+            raise kernel_error(err, f"cannot walk the keys of map {layout.id}"
+                                    + (f" ({layout.name})" if layout.name else ""))
+        key = nbuf.raw[:layout.key_size]
+        value, lookup_err = lookup_entry(fd, layout, key)
+        yield key, value, lookup_err
+        prev = nbuf
 
 
 class StatsSession:

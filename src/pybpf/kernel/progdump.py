@@ -1,10 +1,12 @@
 """A loaded program's code, the way ``bpftool prog dump xlated|jited`` shows it.
 
-xlated: the instructions after the verifier rewrote them, each with the C source
-line its BTF line info names, calls resolved to kernel symbols (helpers sit at
-``__bpf_call_base + imm``), map references as ``map[id:N]``.  The text of an
-instruction comes from the instruction set's formatter (pybpf.isa) in kernel or
-llvm style; when that formatter is not available a field view is printed.
+xlated: the instructions after the verifier rewrote them, each function headed by
+its C prototype (pybpf.btf.valuedump.type_signature, bpftool's rendering), each
+instruction by the C source line its BTF line info names; calls resolved to
+kernel symbols (helpers and kfuncs sit at ``__bpf_call_base + imm``), map
+references as ``map[id:N]``.  The text of an instruction comes from the
+instruction set's formatter (pybpf.isa) in kernel or llvm style; instructions
+LLVM has no syntax for are shown in kernel style.
 
 jited: the machine code, split into the program's functions (jited_ksyms and
 jited_func_lens), disassembled with capstone (the optional ``pybpf[jited]``
@@ -14,18 +16,23 @@ placed at the addresses jited_line_info gives.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from ..errors import NotSupportedError
-from ..isa import Instruction
-from .introspect import ProgramImage, SourceRecord, btf_by_id, btf_name, program_image, source_records
+from ..btf import BTF
+from ..btf.valuedump import type_signature
+from ..errors import BPFError, NotSupportedError
+from ..isa import Instruction, format_instruction
+from ..isa.helpers import helper_name
+from .introspect import ProgramImage, SourceRecord, btf_by_id, program_image, source_records
 from .symbolize import kernel_symbols
 
 LD_IMM64 = 0x18
 CALL = 0x85
 PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, PSEUDO_FUNC, PSEUDO_MAP_IDX_VALUE = 1, 2, 4, 6
-PSEUDO_CALL, PSEUDO_KFUNC_CALL = 1, 2
+PSEUDO_CALL = 1
+MASK64 = (1 << 64) - 1
 
 
 @dataclass
@@ -35,7 +42,7 @@ class XlatedInsn:
     raw: bytes                    # 8 or 16 bytes
     text: str
     source: SourceRecord | None = None
-    function: str | None = None   # set on the first instruction of each function
+    proto: str | None = None      # the C prototype (from BTF) on the first instruction of each function
 
 
 @dataclass
@@ -52,6 +59,7 @@ class JitedFunction:
     name: str
     address: int
     insns: list[JitedInsn] = field(default_factory=list)
+    proto: str | None = None      # the C prototype, from BTF
 
 
 class _Annotations:
@@ -59,66 +67,61 @@ class _Annotations:
 
     def __init__(self, image: ProgramImage):
         self.image = image
-        ks = kernel_symbols()
-        self.ksyms = ks
-        self.call_base = ks.address_of("__bpf_call_base") or 0
+        self.ksyms = kernel_symbols()
+        self.call_base = self.ksyms.address_of("__bpf_call_base") or 0
+
+    def _symbol(self, address: int) -> str | None:
+        frame = self.ksyms.resolve(address)
+        return frame.symbol if frame.symbol and frame.offset == 0 else None
 
     def call(self, insn: Instruction) -> str:
         if insn.src == PSEUDO_CALL:
-            imm = insn.imm
-            if 0 <= imm < len(self.image.jited_ksyms):
-                frame = self.ksyms.resolve(self.image.jited_ksyms[imm])
-                return f"{insn.off:+d}#{frame.symbol}" if frame.symbol and not frame.offset else \
-                    f"{insn.off:+d}#{self.image.jited_ksyms[imm]:#x}"
-            return f"{insn.off:+d}"
-        if insn.src == PSEUDO_KFUNC_CALL:
-            return f"kernel-function#{insn.imm}"
-        address = (self.call_base + insn.imm) & (2**64 - 1)
-        frame = self.ksyms.resolve(address)
-        name = frame.symbol if frame.symbol and frame.offset == 0 else f"{address:#x}"
-        return f"{name}#{insn.imm}"
+            ksyms = self.image.jited_ksyms
+            if not ksyms:  # interpreted: bpftool shows no address
+                return f"{insn.off:+d}"
+            address = ksyms[insn.imm] if 0 <= insn.imm < len(ksyms) else (self.call_base + insn.imm) & MASK64
+            name = self._symbol(address)
+            return f"{insn.off:+d}#{name}" if name else f"{insn.off:+d}#{address:#x}"
+        if insn.src == 0 and helper_name(insn.imm):
+            # the helper table of bpftool's disassembler comes first; rewritten calls hold large offsets
+            return f"{helper_name(insn.imm)}#{insn.imm}"
+        address = (self.call_base + insn.imm) & MASK64  # helpers and kfuncs: offsets from __bpf_call_base
+        return f"{self._symbol(address) or f'{address:#x}'}#{insn.imm}"
 
     @staticmethod
     def imm(insn: Instruction) -> str:
         low, high = insn.imm & 0xFFFFFFFF, insn.imm >> 32
-        low_signed = low - (1 << 32) if low >= 1 << 31 else low
-        high_signed = high - (1 << 32) if high >= 1 << 31 else high
         if insn.src == PSEUDO_MAP_FD:
-            return f"map[id:{low_signed}]"
+            return f"map[id:{low}]"
         if insn.src == PSEUDO_MAP_VALUE:
-            return f"map[id:{low_signed}][0]+{high_signed}"
+            return f"map[id:{low}][0]+{high}"
         if insn.src == PSEUDO_MAP_IDX_VALUE:
-            return f"map[idx:{low_signed}]+{high_signed}"
+            return f"map[idx:{low}]+{high}"
         if insn.src == PSEUDO_FUNC:
-            return f"subprog[{low_signed:+d}]"
+            return f"subprog[{low - (1 << 32) if low >= 1 << 31 else low:+d}]"
         return f"{insn.imm:#x}"
 
 
-def _isa_formatter(style: str) -> Callable[..., str] | None:
-    """The instruction set's formatter (pybpf.isa.format_instruction), when this checkout has one."""
-    from .. import isa
-
-    return getattr(isa, "format_instruction", None)
-
-
-def _field_view(insn: Instruction, notes: _Annotations) -> str:
-    """Without the ISA formatter: opcode and fields, calls and map references resolved."""
-    text = f"({insn.opcode:02x}) "
-    if insn.opcode == CALL:
-        return text + ("call pc" if insn.src == PSEUDO_CALL else "call ") + notes.call(insn)
-    if insn.opcode == LD_IMM64:
-        return text + f"r{insn.dst} = {notes.imm(insn)}"
-    return text + f"dst r{insn.dst} src r{insn.src} off {insn.off} imm {insn.imm}"
+def _decode(raw: bytes) -> Instruction:
+    """An instruction as the kernel left it, without pybpf.isa's checks: the verifier's rewrites use
+    fields no compiler emits (a bpf-to-bpf call's offset, for one)."""
+    opcode, regs, off, imm = struct.unpack_from("<BBhi", raw)
+    if len(raw) == 16:
+        imm = (imm & 0xFFFFFFFF) | (struct.unpack_from("<I", raw, 12)[0] << 32)
+    return Instruction(opcode, regs & 0x0F, regs >> 4, off, imm)
 
 
-def _text(insn: Instruction, style: str, notes: _Annotations, formatter: Callable[..., str] | None) -> str:
-    if formatter is not None:
-        return formatter(insn, style=style, call_name=notes.call, imm_name=notes.imm)
-    return _field_view(insn, notes)
+def _text(insn: Instruction, style: str, notes: _Annotations) -> str:
+    if style == "llvm":
+        try:
+            return format_instruction(insn, style="llvm")
+        except BPFError:
+            pass  # a kernel-internal instruction LLVM has no syntax for: show it the kernel's way
+    return format_instruction(insn, style="kernel", call_name=notes.call, imm_name=notes.imm)
 
 
 def dump_xlated(fd: int, *, style: str = "kernel", image: ProgramImage | None = None,
-                btf: Any = None) -> list[XlatedInsn]:
+                btf: BTF | None = None) -> list[XlatedInsn]:
     """The verifier's view of the program behind ``fd``, one record per instruction."""
     if style not in ("kernel", "llvm"):
         raise ValueError(f"style must be 'kernel' or 'llvm', not {style!r}")
@@ -128,18 +131,17 @@ def dump_xlated(fd: int, *, style: str = "kernel", image: ProgramImage | None = 
                                 reason="the kernel returned none (kernel.kptr_restrict or bpf_jit_harden hides them)")
     btf = btf if btf is not None else (btf_by_id(image.btf_id) if image.btf_id else None)
     sources = {r.insn: r for r in source_records(image, btf)}
-    functions = {off: (btf_name(btf, type_id) if btf else "") for off, type_id in image.func_info}
+    protos = {off: type_signature(btf, type_id) for off, type_id in image.func_info} if btf is not None else {}
     notes = _Annotations(image)
-    formatter = _isa_formatter(style)
     out: list[XlatedInsn] = []
     data = image.xlated
     slot = 0
-    while slot * 8 < len(data):
-        wide = data[slot * 8] == LD_IMM64 and (slot + 1) * 8 < len(data)
+    while slot * 8 + 8 <= len(data):
+        wide = data[slot * 8] == LD_IMM64 and (slot + 2) * 8 <= len(data)
         raw = data[slot * 8:(slot + 2 if wide else slot + 1) * 8]
-        insn = Instruction.decode(raw, 0)
-        out.append(XlatedInsn(slot, insn, raw, _text(insn, style, notes, formatter), sources.get(slot),
-                              functions.get(slot)))
+        insn = _decode(raw)
+        out.append(XlatedInsn(slot, insn, raw, _text(insn, style, notes), sources.get(slot),
+                              protos.get(slot) or None))
         slot += 2 if wide else 1
     return out
 
@@ -155,7 +157,7 @@ def _capstone():
     return md
 
 
-def dump_jited(fd: int, *, image: ProgramImage | None = None, btf: Any = None) -> list[JitedFunction]:
+def dump_jited(fd: int, *, image: ProgramImage | None = None, btf: BTF | None = None) -> list[JitedFunction]:
     """The JITed machine code of the program behind ``fd``, per function, disassembled."""
     image = image or program_image(fd)
     if not image.jited:
@@ -169,16 +171,17 @@ def dump_jited(fd: int, *, image: ProgramImage | None = None, btf: Any = None) -
     addrs = image.jited_ksyms or [0]
     functions: list[JitedFunction] = []
     start = 0
-    for address, length in zip(addrs, lens):
+    for index, (address, length) in enumerate(zip(addrs, lens)):
         frame = ks.resolve(address) if address else None
-        name = frame.symbol if frame is not None and frame.symbol and frame.offset == 0 else f"{address:#x}"
+        name = frame.symbol if frame is not None and frame.symbol and frame.offset == 0 else f"0x{address:016x}"
         code = image.jited[start:start + length]
         by_pc: dict[int, SourceRecord] = {}
         if address and image.jited_line_info and len(image.jited_line_info) == len(records):
             for jaddr, rec in zip(image.jited_line_info, records):
                 if address <= jaddr < address + length:
                     by_pc.setdefault(jaddr - address, rec)
-        func = JitedFunction(name, address)
+        proto = type_signature(btf, image.func_info[index][1]) if btf and index < len(image.func_info) else ""
+        func = JitedFunction(name, address, proto=proto or None)
         for ins in md.disasm(code, address):  # at the real address, so call and jump targets are absolute
             pc = ins.address - address
             func.insns.append(JitedInsn(pc, ins.mnemonic, ins.op_str, bytes(ins.bytes), by_pc.get(pc)))
@@ -199,8 +202,8 @@ def xlated_json(records: list[XlatedInsn], *, opcodes: bool = False, linum: bool
     out = []
     for r in records:
         entry: dict[str, Any] = {}
-        if r.function:
-            entry["proto"] = r.function
+        if r.proto:
+            entry["proto"] = r.proto
         if r.source is not None:
             entry["src"] = r.source.text.lstrip()
             if linum:
@@ -213,8 +216,7 @@ def xlated_json(records: list[XlatedInsn], *, opcodes: bool = False, linum: bool
         if opcodes:
             entry["opcodes"] = {"code": f"0x{r.insn.opcode:02x}", "src_reg": f"0x{r.insn.src:x}",
                                 "dst_reg": f"0x{r.insn.dst:x}", "off": [f"0x{b:02x}" for b in r.raw[2:4]],
-                                "imm": [f"0x{b:02x}" for b in (r.raw[4:8] + r.raw[12:16] if len(r.raw) == 16
-                                                                else r.raw[4:8])]}
+                                "imm": [f"0x{b:02x}" for b in r.raw[4:]]}  # ld_imm64: bpftool shows 12 bytes
         out.append(entry)
     return out
 
@@ -222,11 +224,11 @@ def xlated_json(records: list[XlatedInsn], *, opcodes: bool = False, linum: bool
 def xlated_plain(records: list[XlatedInsn], *, opcodes: bool = False, linum: bool = False) -> list[str]:
     lines = []
     for r in records:
-        if r.function:
-            lines.append(f"{r.function}:")
+        if r.proto:
+            lines.append(f"{r.proto}:")
         if r.source is not None:
             lines.append("; " + source_text(r.source, linum))
-        lines.append(f"{r.index:4d}: {r.text}")
+        lines.append(f"{r.index: 4d}: {r.text}")  # printf's "% 4d"
         if opcodes:
             lines.append("       " + " ".join(f"{b:02x}" for b in r.raw[:8]) +
                          (" " + " ".join(f"{b:02x}" for b in r.raw[8:]) if len(r.raw) > 8 else ""))
@@ -238,6 +240,8 @@ def jited_plain(functions: list[JitedFunction], *, opcodes: bool = False, linum:
     for i, func in enumerate(functions):
         if i:
             lines.append("")
+        if func.proto:
+            lines.append(f"{func.proto}:")
         lines.append(f"{func.name}:")
         for ins in func.insns:
             if ins.source is not None:
@@ -263,7 +267,7 @@ def jited_json(functions: list[JitedFunction], *, opcodes: bool = False, linum: 
             if opcodes:
                 entry["opcodes"] = [f"0x{b:02x}" for b in ins.raw]
             insns.append(entry)
-        out.append({"name": func.name, "insns": insns})
+        out.append({**({"proto": func.proto} if func.proto else {}), "name": func.name, "insns": insns})
     return out
 
 
