@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .program import VMProgram
 
 ETH_HLEN = 14
+ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 XDP_PACKET_HEADROOM = 256
 XDP_FRAME_SIZE = 40  # sizeof(struct xdp_frame): the start of a frame's headroom is reserved for it
 SKB_SHARED_INFO = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64: reserved tailroom
@@ -39,6 +40,7 @@ PAGE = 4096
 XDP_MAX_DATA = PAGE - XDP_PACKET_HEADROOM - SKB_SHARED_INFO
 SKB_MAX_DATA = PAGE - NET_SKB_PAD - SKB_SHARED_INFO
 LOOPBACK_IFINDEX = 1
+LOOPBACK_RX_QUEUES = 1
 MAX_METALEN = 255  # skb_shared_info.meta_len is a u8; metadata lengths are also multiples of 4
 
 
@@ -216,10 +218,21 @@ class XDPContext(Context):
         if ctx_in is not None:
             md = bytes(ctx_in).ljust(24, b"\0")
             data, data_end, data_meta, ifindex, rxq, egress = struct.unpack_from("<6I", md)
+            if data_end < len(packet) and not (data_meta or data > data_end or egress):
+                raise VMError(f"xdp_md.data_end {data_end} is less than the packet length {len(packet)}: the kernel "
+                              "puts the rest in fragments, which the VM does not model; pass data_end=len(data)")
             if data_meta or data_end != len(packet) or data > data_end or data % 4 or data > MAX_METALEN or egress or \
                     (not ifindex and rxq) or any(md[24:]):
                 raise VMError("invalid xdp_md for a test run: data_meta and egress_ifindex must be 0, data_end the "
                               f"packet length and data (the metadata length) a multiple of 4 up to {MAX_METALEN}")
+            # xdp_convert_md_to_buff(): the device must exist in the namespace (the VM's has only the
+            # loopback device) and the queue must be one of its receive queues (loopback has one).
+            if ifindex and ifindex != LOOPBACK_IFINDEX:
+                raise VMError(f"xdp_md.ingress_ifindex {ifindex}: no such device (ENODEV); the VM models one "
+                              f"network device, loopback, ifindex {LOOPBACK_IFINDEX}")
+            if rxq >= LOOPBACK_RX_QUEUES:
+                raise VMError(f"xdp_md.rx_queue_index {rxq}: the loopback device has {LOOPBACK_RX_QUEUES} receive "
+                              "queue (EINVAL)")
             meta_len = data
             if ifindex:
                 self.ingress_ifindex, self.rx_queue_index = ifindex, rxq
@@ -370,6 +383,11 @@ class SkbContext(Context):
                           f"{len(packet)}")
         if len(packet) > SKB_MAX_DATA:
             raise VMError(f"a socket buffer test run takes at most {SKB_MAX_DATA} bytes, got {len(packet)}")
+        ethertype = int.from_bytes(packet[12:14], "big")
+        need = {ETH_P_IP: ETH_HLEN + 20, ETH_P_IPV6: ETH_HLEN + 40}.get(ethertype, 0)
+        if len(packet) < need:  # the kernel refuses a test skb whose IP header is cut short (EINVAL)
+            raise VMError(f"a socket buffer test run of an {'IPv4' if ethertype == ETH_P_IP else 'IPv6'} packet needs "
+                          f"its whole IP header ({need} bytes with Ethernet), got {len(packet)}")
         self.prog_type = prog_type
         self.denied, self.writable = _SKB_RULES[prog_type]
         self.l2 = prog_type in _L2_TYPES
@@ -405,6 +423,9 @@ class SkbContext(Context):
         dest = eth[:6]
         pkt_type = 0 if dest == bytes(6) else 2 if dest[0] & 1 else 3
         self._set("pkt_type", pkt_type)
+        if self._get("ifindex") > LOOPBACK_IFINDEX:  # bpf_prog_test_run_skb() looks the device up
+            raise VMError(f"__sk_buff.ifindex {self._get('ifindex')}: no such device (ENODEV); the VM models one "
+                          f"network device, loopback, ifindex {LOOPBACK_IFINDEX}")
         if not self._get("ifindex"):
             self._set("ifindex", LOOPBACK_IFINDEX)  # the test skb comes from the loopback device
         if not self._get("wire_len") and self.ctx_given:

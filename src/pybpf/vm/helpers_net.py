@@ -10,7 +10,7 @@ import errno
 
 from ..errors import VMFault
 from .constants import MapType, ProgType, XDPAction
-from .context import SkbContext, XDPContext
+from .context import LOOPBACK_IFINDEX, SkbContext, XDPContext
 from .helpers import helper, neg, run_state
 
 TC_ACT_SHOT = 2
@@ -235,3 +235,35 @@ def redirect_map(vm, map_ptr: int, key: int, flags: int) -> int:
         return flags & 0x3  # the low bits of flags are the verdict when the slot is empty
     run.redirect = (m, key & 0xFFFFFFFF)
     return XDPAction.REDIRECT
+
+
+# --- routing ---------------------------------------------------------------------------------------------
+
+# The VM's network is a fresh namespace: the loopback device alone, no addresses, no routes and forwarding
+# off (the kernel's built-in default), so bpf_fib_lookup answers what the kernel answers there.
+BPF_FIB_LOOKUP_FLAGS = 0x3F  # DIRECT OUTPUT SKIP_NEIGH TBID SRC MARK
+FIB_LOOKUP_SIZE = 64  # sizeof(struct bpf_fib_lookup)
+BPF_FIB_LKUP_RET_NOT_FWDED = 4
+BPF_FIB_LKUP_RET_FWD_DISABLED = 5
+AF_INET, AF_INET6 = 2, 10
+
+
+def _ipv6_never_forwarded(address: bytes) -> bool:
+    """rt6_need_strict(): multicast, link-local and loopback addresses are never forwarded."""
+    return address[0] == 0xFF or (address[0] == 0xFE and address[1] & 0xC0 == 0x80) or address == bytes(15) + b"\1"
+
+
+@helper("fib_lookup", 4)
+def fib_lookup(vm, ctx: int, params: int, plen: int, flags: int) -> int:
+    if _s32(plen) < FIB_LOOKUP_SIZE or flags & ~BPF_FIB_LOOKUP_FLAGS & 0xFFFFFFFF:
+        return neg(errno.EINVAL)
+    raw = vm.memory.load(params, FIB_LOOKUP_SIZE, "bpf_fib_lookup params")
+    family, ifindex = raw[0], int.from_bytes(raw[8:12], "little")
+    if family == AF_INET6:
+        if _ipv6_never_forwarded(raw[16:32]) or _ipv6_never_forwarded(raw[32:48]):
+            return BPF_FIB_LKUP_RET_NOT_FWDED
+    elif family != AF_INET:
+        return neg(errno.EAFNOSUPPORT)
+    if ifindex != LOOPBACK_IFINDEX:
+        return neg(errno.ENODEV)
+    return BPF_FIB_LKUP_RET_FWD_DISABLED
