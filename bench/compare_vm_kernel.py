@@ -569,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 compare_object(f, report, corpus, args.engine, args.verbose)
             except Exception:  # a bug in either backend must not hide the rest of the corpus
-                report.differences.append(f"{f.name}: crashed:\n{traceback.format_exc()}")
+                report.differences.append(f"{f.name}: crashed:\n{traceback.format_exc(limit=-6)}")
             if args.verbose:
                 print(f"-- {f.name}: {time.monotonic() - t0:.1f} s", flush=True)
     finally:

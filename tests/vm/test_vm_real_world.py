@@ -207,3 +207,43 @@ def test_a_test_skb_needs_its_whole_ip_header_like_the_kernel():
     vm, kernel = run_both(PASS, "vm_ctx_checks", "tc_len", inputs)
     assert vm == kernel
     assert kernel[1] == "refused" and kernel[2] != "refused" and kernel[-1] == "refused"
+
+
+# --- a long parser (the libbpf-bootstrap tutorial's XDP load balancer crashed the compiled engine) ---------
+
+LONG_PARSER = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("xdp")
+int long_parser(struct xdp_md *ctx)
+{
+    unsigned char *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+    __u32 sum = 0;
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 900; i++) {   /* one bounds check, so one block, per byte */
+        if (data + i + 1 > end)
+            return sum + i;
+        sum = sum * 31 + (data[i] ^ i);
+    }
+    return sum;
+}
+"""
+
+
+def test_a_program_of_a_thousand_blocks_runs_in_the_compiled_engine_as_in_the_kernel():
+    """Blocks that fall into each other were emitted by recursion, one level per block: a long
+    run of them exceeded Python's recursion limit (RecursionError) instead of compiling."""
+    inputs = [(bytes(range(256)) * n, None) for n in (1, 2, 4)]
+    spec_path = compile_bpf(LONG_PARSER, name="vm_long_parser")
+    spec = ObjectSpec.from_file(spec_path)
+    assert len(spec.programs["long_parser"].instructions) > 3 * 900
+    results = {}
+    for engine in ("compiled", "interpreter"):
+        with ObjectSpec.from_file(spec_path).load(backend="vm", engine=engine) as obj:
+            results[engine] = [outcome(obj.programs["long_parser"], d, c) for d, c in inputs]
+    with spec.load(backend="kernel") as k_obj:
+        kernel = [outcome(k_obj.programs["long_parser"], d, c) for d, c in inputs]
+    assert results["compiled"] == results["interpreter"] == kernel
+    assert len({r[0] for r in kernel}) == 3
