@@ -339,6 +339,9 @@ def enter_fresh_netns() -> None:
 
 def fresh_spec(path: Path, only: Iterable[str] | None = None) -> ObjectSpec:
     spec = ObjectSpec.from_file(path)
+    for ms in spec.maps.values():
+        if ms.max_entries == 0:  # sized by user space before load: xdp-tools' samples use one slot per CPU
+            ms.max_entries = os.cpu_count() or 1
     if only is not None:
         keep = set(only)
         for name, ps in spec.programs.items():

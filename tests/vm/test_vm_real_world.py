@@ -247,3 +247,101 @@ def test_a_program_of_a_thousand_blocks_runs_in_the_compiled_engine_as_in_the_ke
         kernel = [outcome(k_obj.programs["long_parser"], d, c) for d, c in inputs]
     assert results["compiled"] == results["interpreter"] == kernel
     assert len({r[0] for r in kernel}) == 3
+
+
+# --- helpers xdp-tools' xdp-bench and katran's tc programs call ---------------------------------------------
+
+HELPERS = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+    __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+    __uint(key_size, sizeof(int));
+    __uint(value_size, sizeof(int));
+    __uint(max_entries, 8);
+} ports SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_CPUMAP);
+    __uint(key_size, sizeof(int));
+    __uint(value_size, sizeof(struct bpf_cpumap_val));
+    __uint(max_entries, 4);
+} cpus SEC(".maps");
+
+struct args { __u32 op, offset, value; };   /* after the Ethernet header */
+
+SEC("xdp")
+int xdp_bytes(struct xdp_md *ctx)
+{
+    struct args a;
+    char buf[16] = "0123456789abcdef";
+    long r;
+
+    if (bpf_xdp_load_bytes(ctx, 14, &a, sizeof(a)))
+        return 1000;
+    switch (a.op) {
+    case 0: r = bpf_xdp_load_bytes(ctx, a.offset, buf, 4); break;
+    case 1: r = bpf_xdp_load_bytes(ctx, a.offset, buf, 16); break;
+    case 2: r = bpf_xdp_store_bytes(ctx, a.offset, buf, 4); break;
+    case 3: r = bpf_xdp_store_bytes(ctx, a.offset, buf, 16); break;
+    case 4: r = bpf_redirect_map(&ports, a.offset, a.value); break;
+    case 5: r = bpf_redirect_map(&cpus, a.offset, a.value); break;
+    default: r = bpf_xdp_get_buff_len(ctx);
+    }
+    bpf_xdp_store_bytes(ctx, 26, buf, 16);   /* what a load copied shows in data_out */
+    return r;
+}
+
+SEC("tc")
+int tc_pull(struct __sk_buff *skb)
+{
+    struct args a;
+
+    if (bpf_skb_load_bytes(skb, 14, &a, sizeof(a)))
+        return 1000;
+    return bpf_skb_pull_data(skb, a.offset);
+}
+
+SEC("xdp/devmap")
+int on_devmap(struct xdp_md *ctx)
+{
+    return XDP_PASS;
+}
+
+SEC("xdp/cpumap")
+int on_cpumap(struct xdp_md *ctx)
+{
+    return XDP_PASS;
+}
+"""
+
+
+def _args_frame(op: int, offset: int, value: int = 0, size: int = 64) -> bytes:
+    frame = bytes(6) + bytes.fromhex("020000000001") + b"\x88\xb5" + struct.pack("<3I", op, offset, value)
+    return (frame + bytes(range(256)) * 8)[:size]
+
+
+def test_xdp_load_store_bytes_and_redirect_map_flags_match_the_kernel():
+    inputs = [(_args_frame(op, offset), None) for op in range(4)
+              for offset in (0, 1, 14, 40, 47, 48, 49, 60, 61, 64, 0xFFFF, 0x10000, 0xFFFFFFFF)]
+    inputs += [(_args_frame(op, key, flags), None) for op in (4, 5) for key in (0, 3)
+               for flags in (0, 1, 2, 3, 4, 8, 8 | 16, 16, 8 | 2, 1 << 31)]
+    inputs += [(_args_frame(6, 0, size=n), None) for n in (26, 42, 600)]
+    vm, kernel = run_both(HELPERS, "vm_xdp_helpers", "xdp_bytes", inputs)
+    assert vm == kernel
+    assert len({r[0] for r in kernel}) >= 6
+
+
+def test_skb_pull_data_matches_the_kernel():
+    inputs = [(_args_frame(0, n, size=64), None) for n in (0, 1, 14, 63, 64, 65, 4096, 0xFFFFFFFF)]
+    vm, kernel = run_both(HELPERS, "vm_xdp_helpers", "tc_pull", inputs)
+    assert vm == kernel
+    assert {r[0] for r in kernel} == {0, (-12) & 0xFFFFFFFF}
+
+
+@pytest.mark.parametrize("prog_name", ["on_devmap", "on_cpumap"])
+def test_devmap_and_cpumap_programs_cannot_be_test_run_like_in_the_kernel(prog_name):
+    vm, kernel = run_both(HELPERS, "vm_xdp_helpers", prog_name, [(_args_frame(6, 0), None)])
+    assert vm == kernel == ["refused"]

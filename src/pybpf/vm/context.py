@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import NotSupportedError, VMError, VMFault
+from ..object.kinds import AttachType
 from .constants import ProgType, prog_type_name
 from .program import TestRunResult
 
@@ -539,6 +540,9 @@ def make_context(prog: "VMProgram", data: bytes, ctx: Any) -> Context | None:
         return ctx
     ptype = prog.type
     if ptype == ProgType.XDP:
+        if prog.expected_attach_type in (AttachType.XDP_DEVMAP, AttachType.XDP_CPUMAP):
+            raise VMError(f"{prog.describe()} runs on frames a devmap or cpumap redirects (SEC(\"xdp/devmap\") or "
+                          "\"xdp/cpumap\"): the kernel refuses test runs of such programs (EINVAL)")
         return XDPContext(data, ctx)
     if ptype in SKB_TYPES:
         return SkbContext(data, ptype, ctx)

@@ -16,6 +16,9 @@ from .helpers import helper, neg, run_state
 TC_ACT_SHOT = 2
 TC_ACT_REDIRECT = 7
 BPF_F_INGRESS = 1
+BPF_F_BROADCAST = 8  # bpf_redirect_map() on a devmap: to every device in it (an empty one too)
+BPF_F_EXCLUDE_INGRESS = 16
+XDP_ACTION_MASK = 3  # ABORTED DROP PASS TX: the verdict a failed bpf_redirect_map() returns
 BPF_F_RECOMPUTE_CSUM = 1
 BPF_F_INVALIDATE_HASH = 2
 BPF_F_HDR_FIELD_MASK = 0xF
@@ -64,6 +67,47 @@ def xdp_adjust_meta(vm, ctx: int, delta: int) -> int:
 def xdp_get_buff_len(vm, ctx: int) -> int:
     x = _xdp(vm, ctx, "bpf_xdp_get_buff_len")
     return x.data_end - x.data
+
+
+def _xdp_span(x: XDPContext, offset: int, length: int) -> int:
+    """bpf_xdp_pointer()'s checks: the start of [offset, offset + length) in the buffer, or -errno.
+    (The VM's XDP packets have no fragments: the span is in the linear part or out of the packet.)"""
+    offset &= 0xFFFFFFFF
+    length &= 0xFFFFFFFF
+    if offset > 0xFFFF or length > 0xFFFF:
+        return -errno.EFAULT
+    if offset + length > x.data_end - x.data:
+        return -errno.EINVAL
+    return x.data + offset
+
+
+@helper("xdp_load_bytes", 4)
+def xdp_load_bytes(vm, ctx: int, offset: int, buf: int, length: int) -> int:
+    x = _xdp(vm, ctx, "bpf_xdp_load_bytes")
+    start = _xdp_span(x, offset, length)
+    if start < 0:
+        return neg(-start)
+    out = vm.memory.view(buf, length, write=True, what="bpf_xdp_load_bytes buffer")
+    out[:] = x.buffer[start:start + length]
+    return 0
+
+
+@helper("xdp_store_bytes", 4)
+def xdp_store_bytes(vm, ctx: int, offset: int, buf: int, length: int) -> int:
+    x = _xdp(vm, ctx, "bpf_xdp_store_bytes")
+    start = _xdp_span(x, offset, length)
+    if start < 0:
+        return neg(-start)
+    x.buffer[start:start + length] = vm.memory.load(buf, length, "bpf_xdp_store_bytes buffer")
+    return 0
+
+
+@helper("skb_pull_data", 2)
+def skb_pull_data(vm, ctx: int, length: int) -> int:
+    """Make ``length`` bytes (0: the linear part) direct-accessible: a test skb is linear and private,
+    so this only fails (-ENOMEM, pskb_may_pull) when the packet is shorter."""
+    skb = _skb(vm, ctx, "bpf_skb_pull_data")
+    return neg(errno.ENOMEM) if (length & 0xFFFFFFFF) > skb.length else 0
 
 
 @helper("skb_load_bytes", 4)
@@ -230,9 +274,12 @@ def redirect_map(vm, map_ptr: int, key: int, flags: int) -> int:
     if m.type not in (MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP):
         raise VMFault(f"bpf_redirect_map: {m.describe()} is not a devmap, cpumap or xskmap")
     run = run_state(vm)
+    devmap = m.type in (MapType.DEVMAP, MapType.DEVMAP_HASH)
+    if flags & ~(XDP_ACTION_MASK | (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS if devmap else 0)):
+        return XDPAction.ABORTED
     key_bytes = (key & 0xFFFFFFFF).to_bytes(4, "little")
-    if m._find(key_bytes, run.cpu, True) is None:
-        return flags & 0x3  # the low bits of flags are the verdict when the slot is empty
+    if m._find(key_bytes, run.cpu, True) is None and not flags & BPF_F_BROADCAST:
+        return flags & XDP_ACTION_MASK  # the low bits of flags are the verdict when the slot is empty
     run.redirect = (m, key & 0xFFFFFFFF)
     return XDPAction.REDIRECT
 
