@@ -345,3 +345,64 @@ def test_skb_pull_data_matches_the_kernel():
 def test_devmap_and_cpumap_programs_cannot_be_test_run_like_in_the_kernel(prog_name):
     vm, kernel = run_both(HELPERS, "vm_xdp_helpers", prog_name, [(_args_frame(6, 0), None)])
     assert vm == kernel == ["refused"]
+
+
+# --- bpf_skb_adjust_room (katran's tc decap and healthcheck encap) ---------------------------------------
+
+ADJUST_ROOM = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+
+struct room { __s32 len_diff; __u32 mode; __u64 flags; __s32 again; __u32 pad; };  /* at offset 54 */
+
+SEC("tc")
+int adjust(struct __sk_buff *skb)
+{
+    struct room r;
+    long ret;
+
+    if (bpf_skb_load_bytes(skb, 54, &r, sizeof(r)))
+        return 1000;
+    ret = bpf_skb_adjust_room(skb, r.len_diff, r.mode, r.flags);
+    if (ret || !r.again)
+        return ret;
+    return 2000 + bpf_skb_adjust_room(skb, r.again, r.mode, r.flags);  /* a second encap: -EALREADY */
+}
+"""
+
+ENCAP4, ENCAP6, GRE, UDP, CSUM, L2ETH, DECAP4, DECAP6 = 2, 4, 8, 16, 32, 64, 128, 256
+
+
+def _room_frame(ipv6: bool, len_diff: int, mode: int, flags: int, again: int = 0, size: int = 120) -> bytes:
+    room = struct.pack("<iIQiI", len_diff, mode, flags, again, 0)
+    if ipv6:
+        frame = bytes(6) + bytes.fromhex("020000000001") + b"\x86\xdd" + bytes([0x60]) + bytes(39)
+    else:
+        frame = bytes(6) + bytes.fromhex("020000000001") + b"\x08\x00" + bytes([0x45]) + bytes(19) + bytes(20)
+    return (frame + room + bytes(range(256)))[:max(size, 78)]
+
+
+ROOM_CASES = [
+    (v6, diff, mode, flags, again)
+    for v6 in (False, True)
+    for diff, mode, flags, again in [
+        (8, 0, 0, 0), (8, 1, 0, 0), (-8, 0, 0, 0), (-8, 1, 0, 0), (20, 0, ENCAP4, 0), (40, 0, ENCAP6, 0),
+        (28, 0, ENCAP4 | UDP, 0), (24, 0, ENCAP4 | GRE, 0), (24, 0, ENCAP4 | GRE | UDP, 0),
+        (20, 0, ENCAP4 | ENCAP6, 0), (34, 0, ENCAP4 | L2ETH | (14 << 56), 0), (34, 0, ENCAP4 | L2ETH | (4 << 56), 0),
+        (10, 0, ENCAP4 | (20 << 56), 0), (20, 0, ENCAP4, 20), (20, 0, 0, 20), (8, 0, CSUM, 0), (8, 0, 1, 0),
+        (-20, 0, DECAP4, 0), (-40, 0, DECAP6, 0), (-20, 0, DECAP4 | DECAP6, 0), (20, 0, DECAP4, 0),
+        (-20, 0, 0, 0), (-40, 0, 0, 0), (-60, 0, 0, 0), (-1000, 0, 0, 0), (0x1000, 0, 0, 0), (0xFFF, 0, 0, 0),
+        (8, 2, 0, 0), (8, 0, 1 << 9, 0), (-8, 0, ENCAP4, 0), (0, 0, 0, 0), (300, 0, 0, 0), (-4, 1, 0, 0),
+    ]
+]
+
+
+def test_skb_adjust_room_matches_the_kernel():
+    inputs = [(_room_frame(*case), None) for case in ROOM_CASES]
+    inputs.append((_room_frame(False, 8, 0, 0), struct.pack("<44I", *([0] * 44)) + struct.pack("<I", 1400)
+                   + bytes(12)))  # gso_size set: a GSO skb
+    vm, kernel = run_both(ADJUST_ROOM, "vm_adjust_room", "adjust", inputs)
+    for case, got, expected in zip(ROOM_CASES + ["gso"], vm, kernel):
+        assert got == expected, case
+    assert len({r[0] for r in kernel}) >= 5

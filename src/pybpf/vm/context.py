@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 
 ETH_HLEN = 14
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
+ETH_P_IP_LE, ETH_P_IPV6_LE = 0x0008, 0xDD86  # __sk_buff.protocol holds the big-endian value
+EINVAL, EFAULT, EALREADY, ENOTSUPP = 22, 14, 114, 524  # ENOTSUPP: the kernel-internal 524
+ADJ_ROOM_FIXED_GSO, ADJ_ROOM_ENCAP_L3_IPV4, ADJ_ROOM_ENCAP_L3_IPV6 = 1 << 0, 1 << 1, 1 << 2
+ADJ_ROOM_ENCAP_L4_GRE, ADJ_ROOM_ENCAP_L4_UDP, ADJ_ROOM_NO_CSUM_RESET = 1 << 3, 1 << 4, 1 << 5
+ADJ_ROOM_ENCAP_L2_ETH, ADJ_ROOM_DECAP_L3_IPV4, ADJ_ROOM_DECAP_L3_IPV6 = 1 << 6, 1 << 7, 1 << 8
+ADJ_ROOM_FLAGS = (1 << 9) - 1
+ADJ_ROOM_NET, ADJ_ROOM_MAC = 0, 1
+ADJ_ROOM_ENCAP_L2_MASK = 0xFF << 56  # BPF_F_ADJ_ROOM_ENCAP_L2(len): the inner MAC header length
 XDP_PACKET_HEADROOM = 256
 XDP_FRAME_SIZE = 40  # sizeof(struct xdp_frame): the start of a frame's headroom is reserved for it
 SKB_SHARED_INFO = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64: reserved tailroom
@@ -408,6 +416,7 @@ class SkbContext(Context):
                 raise VMError(f"__sk_buff for a test run may only set {', '.join(_SKB_CTX_IN)}; {name} is not zero")
             self.fields[:] = given[:self.size]
         self.ctx_in = bytes(self.fields)
+        self.encapsulation = False  # set by an encapsulating bpf_skb_adjust_room
         self.buffer = bytearray(NET_SKB_PAD) + bytearray(packet) + bytearray(SKB_SHARED_INFO)
         self.mac = NET_SKB_PAD
         self.network = NET_SKB_PAD + ETH_HLEN
@@ -518,6 +527,78 @@ class SkbContext(Context):
             off, size = SKB_FIELDS[name]
             out[off:off + size] = self.fields[off:off + size]
         return bytes(out)
+
+    # -- bpf_skb_adjust_room (net/core/filter.c), for a linear, non-GSO test skb ----------
+
+    def adjust_room(self, len_diff: int, mode: int, flags: int) -> int:
+        """Insert (len_diff > 0) or remove room after the L3 header (BPF_ADJ_ROOM_NET) or the MAC header."""
+        size, shrink = abs(len_diff), len_diff < 0
+        proto = self._get("protocol")
+        base = {ETH_P_IP_LE: 20, ETH_P_IPV6_LE: 40}.get(proto, 0)
+        if flags & ~(ADJ_ROOM_FLAGS | ADJ_ROOM_ENCAP_L2_MASK):
+            return -EINVAL
+        if size > 0xFFF:
+            return -EFAULT
+        if not base:
+            return -ENOTSUPP
+        if mode not in (ADJ_ROOM_NET, ADJ_ROOM_MAC):
+            return -ENOTSUPP
+        off = self.network - self.mac + (base if mode == ADJ_ROOM_NET else 0)
+        decap = flags & (ADJ_ROOM_DECAP_L3_IPV4 | ADJ_ROOM_DECAP_L3_IPV6)
+        minimum = base
+        if decap:
+            if not shrink or decap == ADJ_ROOM_DECAP_L3_IPV4 | ADJ_ROOM_DECAP_L3_IPV6:
+                return -EINVAL
+            minimum = 20 if decap == ADJ_ROOM_DECAP_L3_IPV4 else 40
+        current = self.end - self.network
+        if shrink and (size >= current or current - size < minimum):
+            return -ENOTSUPP
+        gso = self._get("gso_size") != 0  # a test skb's GSO type is never SKB_GSO_UDP_L4: no change at all
+        start = self.data
+        if shrink:
+            if flags & ~(ADJ_ROOM_FIXED_GSO | ADJ_ROOM_NO_CSUM_RESET | ADJ_ROOM_DECAP_L3_IPV4 | ADJ_ROOM_DECAP_L3_IPV6):
+                return -EINVAL
+            if gso:
+                return -ENOTSUPP
+            self.buffer[start + size:start + size + off] = self.buffer[start:start + off]
+            moved = size
+            if decap:
+                self._set("protocol", ETH_P_IP_LE if decap == ADJ_ROOM_DECAP_L3_IPV4 else ETH_P_IPV6_LE)
+        else:
+            if gso:
+                return -ENOTSUPP
+            encap = flags & (ADJ_ROOM_ENCAP_L3_IPV4 | ADJ_ROOM_ENCAP_L3_IPV6)
+            inner_mac_len = flags >> 56
+            if encap:
+                if encap == ADJ_ROOM_ENCAP_L3_IPV4 | ADJ_ROOM_ENCAP_L3_IPV6 or \
+                        flags & ADJ_ROOM_ENCAP_L4_GRE and flags & ADJ_ROOM_ENCAP_L4_UDP or \
+                        flags & ADJ_ROOM_ENCAP_L2_ETH and inner_mac_len < ETH_HLEN:
+                    return -EINVAL
+                if self.encapsulation:
+                    return -EALREADY
+                if inner_mac_len > size:
+                    return -EINVAL
+            if start < size:  # skb_cow_head(): more headroom
+                grow = size - start
+                self.buffer = bytearray(grow) + self.buffer  # a new buffer: the old one is mapped
+                start += grow
+                self.mac += grow
+                self.network += grow
+                self.end += grow
+            self.buffer[start - size:start - size + off] = self.buffer[start:start + off]
+            self.buffer[start - size + off:start + off] = bytes(size)
+            moved = -size
+            if encap:
+                self.encapsulation = True
+                if proto == ETH_P_IP_LE and encap == ADJ_ROOM_ENCAP_L3_IPV6:
+                    self._set("protocol", ETH_P_IPV6_LE)
+                elif proto == ETH_P_IPV6_LE and encap == ADJ_ROOM_ENCAP_L3_IPV4:
+                    self._set("protocol", ETH_P_IP_LE)
+        self.data = start + moved
+        self.mac += moved
+        self.network += moved
+        self._remap()
+        return 0
 
     def packet_out(self) -> bytes:
         if self.l2:

@@ -110,6 +110,12 @@ def skb_pull_data(vm, ctx: int, length: int) -> int:
     return neg(errno.ENOMEM) if (length & 0xFFFFFFFF) > skb.length else 0
 
 
+@helper("skb_adjust_room", 4)
+def skb_adjust_room(vm, ctx: int, len_diff: int, mode: int, flags: int) -> int:
+    result = _skb(vm, ctx, "bpf_skb_adjust_room").adjust_room(_s32(len_diff), mode & 0xFFFFFFFF, flags)
+    return neg(-result) if result < 0 else 0
+
+
 @helper("skb_load_bytes", 4)
 def skb_load_bytes(vm, ctx: int, offset: int, to: int, length: int) -> int:
     skb = _skb(vm, ctx, "bpf_skb_load_bytes")
