@@ -406,3 +406,77 @@ def test_skb_adjust_room_matches_the_kernel():
     for case, got, expected in zip(ROOM_CASES + ["gso"], vm, kernel):
         assert got == expected, case
     assert len({r[0] for r in kernel}) >= 5
+
+
+TUNNEL_KEY = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+
+struct req { __u32 size, flags, label, ext; };   /* at offset 14 */
+
+SEC("tc")
+int set_key(struct __sk_buff *skb)
+{
+    struct req q;
+    struct bpf_tunnel_key key = {};
+
+    if (bpf_skb_load_bytes(skb, 14, &q, sizeof(q)))
+        return 1000;
+    key.tunnel_id = 42;
+    key.remote_ipv4 = 0xc6120001;
+    key.tunnel_ttl = 64;
+    key.tunnel_label = q.label;
+    key.tunnel_ext = q.ext;
+    switch (q.size) {
+    case 8: return bpf_skb_set_tunnel_key(skb, &key, 8, q.flags);
+    case 22: return bpf_skb_set_tunnel_key(skb, &key, 22, q.flags);
+    case 24: return bpf_skb_set_tunnel_key(skb, &key, 24, q.flags);
+    case 28: return bpf_skb_set_tunnel_key(skb, &key, 28, q.flags);
+    case 30: return bpf_skb_set_tunnel_key(skb, &key, 30, q.flags);
+    default: return bpf_skb_set_tunnel_key(skb, &key, sizeof(key), q.flags);
+    }
+}
+"""
+
+
+def test_skb_set_tunnel_key_checks_match_the_kernel():
+    """katran's IPIP health-check program sets the tunnel key before redirecting to its ipip device."""
+    cases = [(size, flags, label, ext) for size in (8, 22, 24, 28, 30, 44) for flags in (0, 1, 2, 16, 32)
+             for label, ext in ((0, 0), (5, 0), (0, 1))]
+    head = bytes(6) + bytes.fromhex("020000000001") + b"\x88\xb5"
+    inputs = [(head + struct.pack("<4I", *case) + bytes(40), None) for case in cases]
+    vm, kernel = run_both(TUNNEL_KEY, "vm_tunnel_key", "set_key", inputs)
+    for case, got, expected in zip(cases, vm, kernel):
+        assert got == expected, case
+    assert {r[0] for r in kernel} == {0, (-22) & 0xFFFFFFFF}
+
+
+CHANGE_PROTO = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("tc")
+int change_proto(struct __sk_buff *skb)
+{
+    __u32 q[2];   /* the new protocol (network order) and the flags, after the frame's first 60 bytes */
+
+    if (bpf_skb_load_bytes(skb, 60, q, sizeof(q)))
+        return 1000;
+    long r = bpf_skb_change_proto(skb, q[0], q[1]);
+    return r ? r : 2000 + skb->len + skb->protocol;
+}
+"""
+
+
+def test_skb_change_proto_matches_the_kernel():
+    """katran's tc decap turns IPv6-in-IPv4 into IPv6 with it."""
+    inputs = []
+    for ethertype in (0x0800, 0x86DD, 0x0806):
+        for proto, flags in ((0x86DD, 0), (0x0800, 0), (0x0806, 0), (0x86DD, 1), (0x0800, 1)):
+            frame = bytes(6) + bytes.fromhex("020000000001") + struct.pack("!H", ethertype) + bytes([0x45]) + bytes(45)
+            inputs.append((frame + struct.pack("!H", proto) + bytes(2) + struct.pack("<I", flags) + bytes(64), None))
+    vm, kernel = run_both(CHANGE_PROTO, "vm_change_proto", "change_proto", inputs)
+    assert vm == kernel
+    assert len({r[0] for r in kernel}) >= 4

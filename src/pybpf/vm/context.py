@@ -417,6 +417,7 @@ class SkbContext(Context):
             self.fields[:] = given[:self.size]
         self.ctx_in = bytes(self.fields)
         self.encapsulation = False  # set by an encapsulating bpf_skb_adjust_room
+        self.tunnel_key: tuple[bytes, int] | None = None  # (struct bpf_tunnel_key, flags): bpf_skb_set_tunnel_key
         self.buffer = bytearray(NET_SKB_PAD) + bytearray(packet) + bytearray(SKB_SHARED_INFO)
         self.mac = NET_SKB_PAD
         self.network = NET_SKB_PAD + ETH_HLEN
@@ -554,51 +555,74 @@ class SkbContext(Context):
         if shrink and (size >= current or current - size < minimum):
             return -ENOTSUPP
         gso = self._get("gso_size") != 0  # a test skb's GSO type is never SKB_GSO_UDP_L4: no change at all
-        start = self.data
         if shrink:
             if flags & ~(ADJ_ROOM_FIXED_GSO | ADJ_ROOM_NO_CSUM_RESET | ADJ_ROOM_DECAP_L3_IPV4 | ADJ_ROOM_DECAP_L3_IPV6):
                 return -EINVAL
             if gso:
                 return -ENOTSUPP
-            self.buffer[start + size:start + size + off] = self.buffer[start:start + off]
-            moved = size
+            self._pop(off, size)
             if decap:
                 self._set("protocol", ETH_P_IP_LE if decap == ADJ_ROOM_DECAP_L3_IPV4 else ETH_P_IPV6_LE)
-        else:
-            if gso:
-                return -ENOTSUPP
-            encap = flags & (ADJ_ROOM_ENCAP_L3_IPV4 | ADJ_ROOM_ENCAP_L3_IPV6)
-            inner_mac_len = flags >> 56
-            if encap:
-                if encap == ADJ_ROOM_ENCAP_L3_IPV4 | ADJ_ROOM_ENCAP_L3_IPV6 or \
-                        flags & ADJ_ROOM_ENCAP_L4_GRE and flags & ADJ_ROOM_ENCAP_L4_UDP or \
-                        flags & ADJ_ROOM_ENCAP_L2_ETH and inner_mac_len < ETH_HLEN:
-                    return -EINVAL
-                if self.encapsulation:
-                    return -EALREADY
-                if inner_mac_len > size:
-                    return -EINVAL
-            if start < size:  # skb_cow_head(): more headroom
-                grow = size - start
-                self.buffer = bytearray(grow) + self.buffer  # a new buffer: the old one is mapped
-                start += grow
-                self.mac += grow
-                self.network += grow
-                self.end += grow
-            self.buffer[start - size:start - size + off] = self.buffer[start:start + off]
-            self.buffer[start - size + off:start + off] = bytes(size)
-            moved = -size
-            if encap:
-                self.encapsulation = True
-                if proto == ETH_P_IP_LE and encap == ADJ_ROOM_ENCAP_L3_IPV6:
-                    self._set("protocol", ETH_P_IPV6_LE)
-                elif proto == ETH_P_IPV6_LE and encap == ADJ_ROOM_ENCAP_L3_IPV4:
-                    self._set("protocol", ETH_P_IP_LE)
-        self.data = start + moved
-        self.mac += moved
-        self.network += moved
-        self._remap()
+            return 0
+        if gso:
+            return -ENOTSUPP
+        encap = flags & (ADJ_ROOM_ENCAP_L3_IPV4 | ADJ_ROOM_ENCAP_L3_IPV6)
+        inner_mac_len = flags >> 56
+        if encap:
+            if encap == ADJ_ROOM_ENCAP_L3_IPV4 | ADJ_ROOM_ENCAP_L3_IPV6 or \
+                    flags & ADJ_ROOM_ENCAP_L4_GRE and flags & ADJ_ROOM_ENCAP_L4_UDP or \
+                    flags & ADJ_ROOM_ENCAP_L2_ETH and inner_mac_len < ETH_HLEN:
+                return -EINVAL
+            if self.encapsulation:
+                return -EALREADY
+            if inner_mac_len > size:
+                return -EINVAL
+        self._push(off, size)
+        if encap:
+            self.encapsulation = True
+            if proto == ETH_P_IP_LE and encap == ADJ_ROOM_ENCAP_L3_IPV6:
+                self._set("protocol", ETH_P_IPV6_LE)
+            elif proto == ETH_P_IPV6_LE and encap == ADJ_ROOM_ENCAP_L3_IPV4:
+                self._set("protocol", ETH_P_IP_LE)
         return 0
+
+    def change_proto(self, proto: int) -> int:
+        """bpf_skb_change_proto: IPv4 <-> IPv6 room (20 zero bytes added or removed after the MAC header)."""
+        current, off = self._get("protocol"), self.network - self.mac
+        if current == ETH_P_IP_LE and proto == ETH_P_IPV6_LE:
+            self._push(off, 20)
+        elif current == ETH_P_IPV6_LE and proto == ETH_P_IP_LE:
+            self._pop(off, 20)
+        else:
+            return -ENOTSUPP
+        self._set("protocol", proto)
+        return 0
+
+    def _push(self, off: int, size: int) -> None:
+        """bpf_skb_net_hdr_push: ``size`` zero bytes at ``off`` from data, the headers before it moved up."""
+        if self.data < size:  # skb_cow_head(): more headroom, in a new buffer (the old one is mapped)
+            grow = size - self.data
+            self.buffer = bytearray(grow) + self.buffer
+            self.data += grow
+            self.mac += grow
+            self.network += grow
+            self.end += grow
+        start = self.data
+        self.buffer[start - size:start - size + off] = self.buffer[start:start + off]
+        self.buffer[start - size + off:start + off] = bytes(size)
+        self._moved(-size)
+
+    def _pop(self, off: int, size: int) -> None:
+        """bpf_skb_net_hdr_pop: remove ``size`` bytes at ``off`` from data, the headers before it moved down."""
+        start = self.data
+        self.buffer[start + size:start + size + off] = self.buffer[start:start + off]
+        self._moved(size)
+
+    def _moved(self, delta: int) -> None:
+        self.data += delta
+        self.mac += delta
+        self.network += delta
+        self._remap()
 
     def packet_out(self) -> bytes:
         if self.l2:

@@ -116,6 +116,36 @@ def skb_adjust_room(vm, ctx: int, len_diff: int, mode: int, flags: int) -> int:
     return neg(-result) if result < 0 else 0
 
 
+@helper("skb_change_proto", 3)
+def skb_change_proto(vm, ctx: int, proto: int, flags: int) -> int:
+    skb = _skb(vm, ctx, "bpf_skb_change_proto")
+    if flags:
+        return neg(errno.EINVAL)
+    result = skb.change_proto(proto & 0xFFFF)
+    return neg(-result) if result < 0 else 0
+
+
+BPF_TUNNEL_KEY_SIZE = 44  # sizeof(struct bpf_tunnel_key)
+TUNNEL_KEY_OLD_SIZES = (8, 22, 24, 28)  # remote_ipv6[1], tunnel_ext, tunnel_label, local_ipv4: older layouts
+BPF_F_TUNINFO_IPV6 = 1
+TUNNEL_KEY_FLAGS = 0x1F  # TUNINFO_IPV6 ZERO_CSUM_TX DONT_FRAGMENT SEQ_NUMBER NO_TUNNEL_KEY
+
+
+@helper("skb_set_tunnel_key", 4)
+def skb_set_tunnel_key(vm, ctx: int, key: int, size: int, flags: int) -> int:
+    """Give the skb tunnel metadata for a collect-metadata tunnel device; the checks are the kernel's."""
+    skb = _skb(vm, ctx, "bpf_skb_set_tunnel_key")
+    size &= 0xFFFFFFFF
+    if flags & ~TUNNEL_KEY_FLAGS or size not in (BPF_TUNNEL_KEY_SIZE, *TUNNEL_KEY_OLD_SIZES):
+        return neg(errno.EINVAL)
+    raw = vm.memory.load(key, size, "bpf_skb_set_tunnel_key key").ljust(BPF_TUNNEL_KEY_SIZE, b"\0")
+    tunnel_ext, tunnel_label = int.from_bytes(raw[22:24], "little"), int.from_bytes(raw[24:28], "little")
+    if tunnel_ext or (tunnel_label and not flags & BPF_F_TUNINFO_IPV6):
+        return neg(errno.EINVAL)
+    skb.tunnel_key = (raw, flags)
+    return 0
+
+
 @helper("skb_load_bytes", 4)
 def skb_load_bytes(vm, ctx: int, offset: int, to: int, length: int) -> int:
     skb = _skb(vm, ctx, "bpf_skb_load_bytes")
