@@ -15,7 +15,29 @@ bpf(); runs in a fresh network namespace so helpers that read the network
 
 Programs whose results depend on time or randomness (they call
 bpf_ktime_get_ns, bpf_get_prandom_u32, ...) are compared too, but their
-differences are listed apart.
+differences are listed apart.  Maps pinned by name go to a private bpffs
+directory (removed at exit); maps with max_entries 0 get one slot per CPU,
+as xdp-tools' user space sizes them.
+
+Last run (kernel 6.18, 2026-11-23), both engines:
+
+    python bench/compare_vm_kernel.py /tmp/vmcorpus/obj [--engine interpreter]
+
+on 88 objects built with clang-19 -O2 -g -mcpu=v3 (libbpf headers, vmlinux.h)
+from sources not in this repository: xdp-tools (xdp-filter, xdp-forward,
+xdp-dump, xdp-bench, xdp-trafficgen, xdp-monitor, libxdp), katran (balancer,
+health checks, tc decap, xdp_root, pktcntr), xdp-tutorial, cilium/ebpf's
+examples, libbpf-bootstrap (tc, sockfilter) and bpf-developer-tutorial (tc,
+tcx, xdp, load balancer, sockfilter, cgroup): 106 test-runnable programs, 102
+compared, 16925 runs, all 16925 identical (retval, data_out, ctx_out);
+maps identical after every program except katran balancer_ingress's 'stats',
+whose entry holds a bpf_ktime_get_ns() time stamp.  Not compared: 3 programs
+the kernel refuses (xdp-forward's flowtable programs need the
+bpf_xdp_flow_lookup kfunc, absent from this kernel; one xdp-tutorial
+exercise is meant to fail verification) and 1 the VM refuses (a tc program
+using the bpf_dynptr_from_skb/bpf_dynptr_slice kfuncs: the VM has no kfuncs).
+The differences the first runs found are fixed and pinned by
+tests/vm/test_vm_real_world.py.
 """
 
 from __future__ import annotations
@@ -426,6 +448,7 @@ class Report:
     nondeterministic: list[str] = field(default_factory=list)
     map_differences: list[str] = field(default_factory=list)
     different_programs: set[str] = field(default_factory=set)
+    noisy_programs: set[str] = field(default_factory=set)  # differ, but depend on time or randomness
 
 
 def uses_nondeterminism(spec: ObjectSpec, name: str) -> bool:
@@ -475,7 +498,7 @@ def compare_object(path: Path, report: Report, corpus: list[tuple[str, bytes]], 
         try:
             vobj = load_vm(path, loaded, engine)
             groups = [(loaded, kobj, vobj)]
-        except BPFError as exc:
+        except BPFError:
             # One program the VM cannot load: compare the others one by one (each with fresh maps).
             groups = []
             for n in loaded:
@@ -483,12 +506,12 @@ def compare_object(path: Path, report: Report, corpus: list[tuple[str, bytes]], 
                     groups.append(([n], None, load_vm(path, [n], engine)))
                 except BPFError as exc1:
                     report.vm_refused.append(f"{path.name}:{n}: {str(exc1).splitlines()[0][:200]}")
-            del exc
         for names, k, v in groups:
             kk = k if k is not None else load_kernel(path, names)
             try:
                 _compare_group(path, spec, names, kk, v, scenario, corpus, report, verbose)
             finally:
+                v.close()
                 if k is None:
                     kk.close()
 
@@ -501,9 +524,8 @@ def _fill(obj: Any, scenario: Scenario | None) -> None:
         if m is None:
             continue
         for key, value in entries:
-            vsize = m.value_size * (getattr(m, "ncpus", 1) if False else 1)
-            try:
-                m.update_raw(key[:m.key_size].ljust(m.key_size, b"\0"), value[:vsize].ljust(vsize, b"\0"))
+            try:  # a scenario written for another version of the program may not fit: keep what does
+                m.update_raw(key[:m.key_size].ljust(m.key_size, b"\0"), value[:m.value_size].ljust(m.value_size, b"\0"))
             except BPFError:
                 pass
 
@@ -527,7 +549,7 @@ def _compare_group(path: Path, spec: ObjectSpec, names: list[str], kobj: Any, vo
                 continue
             text = f"{label} [{iname}]\n    kernel: {k.show()}\n    vm:     {v.show()}"
             (report.nondeterministic if noisy else report.differences).append(text)
-            report.different_programs.add(label)
+            (report.noisy_programs if noisy else report.different_programs).add(label)
             if verbose:
                 print(text)
         for mname, km in kobj.maps.items():
@@ -544,7 +566,7 @@ def _compare_group(path: Path, spec: ObjectSpec, names: list[str], kobj: Any, vo
             text = (f"{label}: map {mname!r}: {len(only_k)} kernel entries differ/missing, {len(only_v)} vm "
                     f"entries differ/extra\n    kernel: {sample}\n    vm:     {vsample}")
             (report.nondeterministic if noisy else report.map_differences).append(text)
-            report.different_programs.add(label)
+            (report.noisy_programs if noisy else report.different_programs).add(label)
             if verbose:
                 print(text)
 
@@ -582,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
           f"compared, {report.runs} runs in {elapsed:.1f} s")
     pct = 100.0 * report.identical / report.runs if report.runs else 0.0
     print(f"identical runs: {report.identical}/{report.runs} ({pct:.2f}%); programs with a difference: "
-          f"{len(report.different_programs)}")
+          f"{len(report.different_programs)} (and {len(report.noisy_programs)} that use time or randomness)")
     for title, items in (("kernel refused", report.kernel_refused), ("VM refused", report.vm_refused),
                          ("run differences", report.differences), ("map differences", report.map_differences),
                          ("differences in time/random-dependent programs", report.nondeterministic)):
