@@ -1,8 +1,9 @@
-"""Helpers for kernel tests: load clang-compiled BPF C until pybpf.object exists, netns, veth.
+"""Helpers for kernel tests: compile BPF C and load it through the real loader, netns, veth, cgroups.
 
-``load_c`` is deliberately small: it takes one program section from the ELF,
-patches map references (maps the test created, by symbol name) and global
-data (.rodata/.data/.bss become array maps, like libbpf does), and loads it.
+``load_c`` compiles a test program, keeps only the program of one section
+(autoload off for the others, as with libbpf) and loads the object with
+``ObjectSpec.load(backend="kernel")``; maps the test created itself replace
+the object's declarations of the same name (``reuse_maps``).
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ import os
 import re
 import subprocess
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from conftest import LLVM_OBJDUMP, compile_bpf
 
-from pybpf.elf.reader import ELFFile, STT_OBJECT, STT_SECTION
-from pybpf.isa import Instruction
-from pybpf.kernel import Map, MapFlags, MapType, Program, SourceLine
-from pybpf.kernel.uapi import PSEUDO_MAP_FD, PSEUDO_MAP_VALUE
+from pybpf.kernel import Map, Program, ProgType, SourceLine
+from pybpf.object import ObjectSpec
 
 PREAMBLE = """
 #include <linux/bpf.h>
@@ -29,8 +28,6 @@ PREAMBLE = """
 #include <bpf/bpf_helpers.h>
 char LICENSE[] SEC("license") = "GPL";
 """
-
-_DATA_SECTIONS = (".rodata", ".data", ".bss")
 
 # bpf_printk's helper with the format on the stack (no .rodata needed)
 PRINTK = r"""
@@ -44,19 +41,16 @@ int say(void *ctx)
 """
 
 
-
-@dataclass
 class Loaded:
-    """A program and the maps it owns (global data); close() closes them all."""
+    """One program of a loaded object; ``close()`` closes the object (maps the test gave stay open)."""
 
-    program: Program
-    data_maps: dict[str, Map] = field(default_factory=dict)
-    globals: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (section, offset)
+    def __init__(self, obj: Any, program: str):
+        self.object = obj
+        self.program: Program = obj.programs[program]
+        self.data_maps: dict[str, Map] = {section: live.map for section, live in obj.data_maps.items()}
 
     def close(self) -> None:
-        self.program.close()
-        for m in self.data_maps.values():
-            m.close()
+        self.object.close()
 
     def __enter__(self) -> "Loaded":
         return self
@@ -65,107 +59,31 @@ class Loaded:
         self.close()
 
     def global_u64(self, name: str) -> int:
-        """The current value of a u64 global variable of the program."""
-        section, offset = self.globals[name]
-        raw = self.data_maps[section].lookup_raw((0).to_bytes(4, "little"))
-        return int.from_bytes(raw[offset:offset + 8], "little")
+        """The current value of a global variable of the program (an integer)."""
+        section = self.object.spec.variables[name].map.internal
+        return int(self.object.section_variables(section)[name])
 
 
-def load_c(source: str, section: str, prog_type: MapType | int, maps: dict[str, Map] | None = None,
+def load_c(source: str, section: str, prog_type: ProgType | None = None, maps: dict[str, Map] | None = None,
            name: str = "test", *, preamble: str = PREAMBLE, cflags: tuple[str, ...] = (),
-           kconfig: dict[str, int] | None = None, **load_options) -> Loaded:
-    """Load one program section; calls into .text are linked in, ``maps`` (by symbol name) patched in,
-    .rodata/.data/.bss become array maps (.rodata read-only and frozen), and ``kconfig`` externs get
-    a .kconfig map of u64 values."""
+           kconfig: dict[str, int] | None = None) -> Loaded:
+    """Compile ``preamble + source`` and load the program of SEC(``section``) through the real loader.
+
+    ``prog_type`` is checked against what the section makes of the program;
+    ``maps`` (by name) are used instead of creating the object's maps of those
+    names; ``kconfig`` answers ``__kconfig`` externs first.  ``name`` names the
+    compiled object only: programs are named after their C functions, as libbpf does.
+    """
     obj = compile_bpf(preamble + source, name=name, cflags=cflags)
-    elf = ELFFile.from_file(obj)
-    main = elf.section(section)
-    assert main is not None, f"no section {section} in {obj}"
-    text = elf.section(".text")
-    main_offs = _slot_offsets(main.data)
-    main_slots = len(main.data) // 8
-    insns = [Instruction.decode(main.data, off) for off in main_offs]
-    index_of = {("main", off // 8): i for i, off in enumerate(main_offs)}
-    if text is not None and text.size and _calls_text(elf, section):
-        for off in _slot_offsets(text.data):
-            index_of[("text", off // 8)] = len(insns)
-            insns.append(Instruction.decode(text.data, off))
-    data_maps: dict[str, Map] = {}
-    externs = sorted({elf.symbols[r.symbol].name for rel, target in elf.relocation_sections()
-                      if target.name in (section, ".text") for r in elf.relocations(rel)
-                      if elf.symbols[r.symbol].shndx == 0})
-    for rel, target in elf.relocation_sections():
-        part = "main" if target.name == section else "text" if target.name == ".text" else None
-        if part is None:
-            continue
-        for r in elf.relocations(rel):
-            key = (part, r.offset // 8)
-            if key not in index_of:
-                continue  # .text not linked: nothing in it is used
-            i = index_of[key]
-            sym = elf.symbols[r.symbol]
-            sec = elf.section_at(sym.shndx) if sym.shndx and sym.shndx < len(elf.sections) else None
-            insn = insns[i]
-            if insn.opcode == 0x85 and insn.src == 1:  # call to a function in .text
-                target = main_slots + sym.value // 8 + insn.imm + 1  # final slot of the callee
-                here = r.offset // 8 + (0 if part == "main" else main_slots)
-                insns[i] = insn.replace(imm=target - (here + 1))
-            elif maps and sym.name in maps:
-                insns[i] = insn.replace(src=PSEUDO_MAP_FD, imm=maps[sym.name].fd)
-            elif sec is not None and sec.name in _DATA_SECTIONS:
-                m = data_maps.get(sec.name) or _data_map(sec, data_maps)
-                off = (insn.imm & 0xFFFFFFFF) + (0 if sym.type == STT_SECTION else sym.value)
-                insns[i] = insn.replace(src=PSEUDO_MAP_VALUE, imm=m.fd | (off << 32))
-            elif sym.shndx == 0 and sym.name in externs:
-                m = data_maps.get(".kconfig") or _kconfig_map(externs, kconfig or {}, data_maps)
-                insns[i] = insn.replace(src=PSEUDO_MAP_VALUE, imm=m.fd | ((8 * externs.index(sym.name)) << 32))
-            else:
-                raise AssertionError(f"test helper cannot relocate symbol {sym.name!r} (section {sec and sec.name})")
-    prog = Program.load(prog_type, insns, name=name, section=section, **load_options)
-    names = {s.index: s.name for s in elf.sections}
-    variables = {sym.name: (names[sym.shndx], sym.value) for sym in elf.symbols
-                 if sym.type == STT_OBJECT and names.get(sym.shndx) in data_maps}
-    return Loaded(prog, data_maps, variables)
-
-
-def _calls_text(elf: ELFFile, section: str) -> bool:
-    for rel, target in elf.relocation_sections():
-        if target.name == section:
-            for r in elf.relocations(rel):
-                sym = elf.symbols[r.symbol]
-                if sym.shndx and sym.shndx < len(elf.sections) and elf.section_at(sym.shndx).name == ".text":
-                    return True
-    return False
-
-
-def _slot_offsets(data) -> list[int]:
-    offs, off = [], 0
-    while off < len(data):
-        offs.append(off)
-        off += 16 if data[off] == 0x18 else 8
-    return offs
-
-
-def _data_map(sec, data_maps: dict[str, Map]) -> Map:
-    size = max(sec.size, 1)
-    flags = MapFlags.RDONLY_PROG if sec.name == ".rodata" else 0
-    m = Map.create(MapType.ARRAY, 4, size, 1, name=sec.name, flags=flags)
-    if sec.name != ".bss":
-        m.update_raw((0).to_bytes(4, "little"), bytes(sec.data).ljust(size, b"\0"))
-    if sec.name == ".rodata":
-        m.freeze()  # bpf_snprintf/seq_printf formats must live in a frozen read-only map
-    data_maps[sec.name] = m
-    return m
-
-
-def _kconfig_map(externs: list[str], values: dict[str, int], data_maps: dict[str, Map]) -> Map:
-    missing = [e for e in externs if e not in values]
-    assert not missing, f"give kconfig= values for the externs {missing}"
-    m = Map.create(MapType.ARRAY, 4, 8 * len(externs), 1, name=".kconfig", flags=MapFlags.RDONLY_PROG)
-    m.update_raw((0).to_bytes(4, "little"), b"".join(values[e].to_bytes(8, "little") for e in externs))
-    m.freeze()
-    data_maps[".kconfig"] = m
-    return m
+    spec = ObjectSpec.from_file(obj)
+    wanted = [p for p in spec.programs.values() if p.section.lstrip("?") == section]
+    assert len(wanted) == 1, f"{len(wanted)} programs in section {section} of {obj}"
+    for prog in spec.programs.values():
+        prog.autoload = prog is wanted[0]
+    if prog_type is not None:
+        assert wanted[0].type == prog_type, f"SEC({section!r}) makes a {wanted[0].type.name} program, not {prog_type}"
+    live = spec.load(backend="kernel", reuse_maps=maps, kconfig=kconfig)
+    return Loaded(live, wanted[0].name)
 
 
 def source_lines(obj: Path, section: str) -> list[SourceLine]:
@@ -245,6 +163,32 @@ def veth_pair_in_namespaces():
 
 def open_fds() -> set[int]:
     return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+def links_left(before: set[int]) -> set[int]:
+    """BPF links made since ``before`` (ids) that still exist and that no other process holds an fd of.
+
+    Link ids are system-wide and other test runs on this machine make links too;
+    one of ours that outlives its fds was leaked (pinned, or kept by the kernel).
+    """
+    from pybpf.kernel.syscall import link_ids
+
+    new = set(link_ids()) - before
+    if not new:
+        return new
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf_link":
+                    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                        found = re.search(r"^link_id:\s*(\d+)", f.read(), re.M)
+                    if found:
+                        new.discard(int(found.group(1)))
+        except OSError:
+            continue  # the process or fd went away meanwhile
+    return new
 
 
 # --- cgroups ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from kernel_testlib import inside_netns, load_c, open_fds, veth_pair_in_namespaces
+from kernel_testlib import inside_netns, links_left, load_c, open_fds, veth_pair_in_namespaces
 
 from pybpf.errors import LinkError
 from pybpf.kernel.attach import attach_perf_fd
@@ -81,7 +81,7 @@ def _btf_type_id(name: str) -> int:
 
 def _no_leaks(fds_before: set[int], links_before: set[int]) -> None:
     assert open_fds() == fds_before
-    assert set(link_ids()) - links_before == set()
+    assert links_left(links_before) == set()
 
 
 @pytest.mark.parametrize("section, prog_type, how", [
@@ -90,12 +90,12 @@ def _no_leaks(fds_before: set[int], links_before: set[int]) -> None:
     ("tp_btf/sys_enter", ProgType.TRACING, "tp_btf"),
 ])
 def test_getppid_calls_are_counted(counter_maps, section, prog_type, how):
-    extra = {}
-    if how == "tp_btf":
-        extra = dict(expected_attach_type=AttachType.TRACE_RAW_TP, attach_btf_id=_btf_type_id("btf_trace_sys_enter"))
     fds, links = open_fds(), set(link_ids())
     counts = counter_maps["counts"]
-    with load_c(COUNT_OWN_CALLS, section, prog_type, counter_maps, name=how, **extra) as loaded:
+    with load_c(COUNT_OWN_CALLS, section, prog_type, counter_maps, name=how) as loaded:
+        if how == "tp_btf":  # the loader found the attach target in vmlinux BTF by name, as bpftool does
+            assert loaded.program.info().attach_btf_id == _btf_type_id("btf_trace_sys_enter")
+            assert loaded.program.expected_attach_type == AttachType.TRACE_RAW_TP
         with loaded.program.attach() as link:  # by section name, as libbpf would
             info = link.info()
             assert info.prog_id == loaded.program.id and info.id in set(link_ids())

@@ -11,7 +11,7 @@ from pybpf.errors import MapError
 from pybpf.kernel import IntCodec, RawCodec, StructCodec, TraceLine
 from pybpf.object.codec import decode_many
 from pybpf.kernel.fs import parse_cpu_list
-from pybpf.kernel.ringbuf import _uniform_run
+from pybpf.kernel.eventreader import uniform_run
 from pybpf.kernel.verifier import SourceLine, failing_instruction, source_of, summary
 
 
@@ -55,11 +55,11 @@ def test_uniform_run_finds_the_first_different_header():
         words[i * 4] = 24  # header every 16 bytes (4 words)
     words[7 * 4] = 24 | (1 << 31)  # busy
     view = memoryview(words)
-    assert _uniform_run(view, 0, 4, 10, 24) == 7
-    assert _uniform_run(view, 0, 4, 5, 24) == 5
-    assert _uniform_run(view, 0, 4, 1, 24) == 1
+    assert uniform_run(view, 0, 4, 10, 24) == 7
+    assert uniform_run(view, 0, 4, 5, 24) == 5
+    assert uniform_run(view, 0, 4, 1, 24) == 1
     words[3 * 4] = 8
-    assert _uniform_run(memoryview(words), 0, 4, 10, 24) == 3
+    assert uniform_run(memoryview(words), 0, 4, 10, 24) == 3
 
 
 def test_trace_line_parser():

@@ -9,11 +9,11 @@ import subprocess
 
 import pytest
 
-from kernel_testlib import inside_netns, ip, load_c, open_fds, veth_pair_in_namespaces
+from kernel_testlib import inside_netns, ip, links_left, load_c, open_fds, veth_pair_in_namespaces
 
 from pybpf.errors import LinkError, NotSupportedError
 from pybpf.isa import Instruction
-from pybpf.kernel import AttachType, IntCodec, LinkType, Map, MapType, Program, ProgType, link_ids
+from pybpf.kernel import IntCodec, LinkType, Map, MapType, Program, ProgType, link_ids
 from pybpf.kernel.link import ProgAttachLink, TCFilterLink
 
 pytestmark = pytest.mark.kernel
@@ -106,7 +106,7 @@ def test_tc_counts_and_drops_on_veth(mode):
             assert "clsact" not in _tc(ns_a, "qdisc", "show", "dev", if_a)  # we created it, we removed it
         got = _udp_exchange(ns_a, addr_a, ns_b, [blocked], per_port=1)
         assert len(got[blocked]) == 1  # detached
-    assert open_fds() == fds and set(link_ids()) - links == set()
+    assert open_fds() == fds and links_left(links) == set()
 
 
 def test_tc_netlink_keeps_a_qdisc_it_did_not_create():
@@ -175,7 +175,7 @@ def test_tc_errors_leave_nothing():
             cls.attach("tc")
         with pytest.raises(NotSupportedError, match="netkit links.*CONFIG_NETKIT is not set"):
             cls.attach_netkit("lo")
-    assert open_fds() == fds and set(link_ids()) - links == set()
+    assert open_fds() == fds and links_left(links) == set()
 
 
 # --- netfilter ---------------------------------------------------------------------
@@ -189,8 +189,7 @@ int nf_count(void *ctx) { __sync_fetch_and_add(&packets, 1); return 1; /* NF_ACC
 
 def test_netfilter_counts_local_in_packets():
     with veth_pair_in_namespaces() as (ns_a, if_a, addr_a, ns_b, if_b, addr_b), \
-         load_c(NF_COUNT, "netfilter", ProgType.NETFILTER, name="nfcount",
-                expected_attach_type=AttachType.NETFILTER) as loaded:
+         load_c(NF_COUNT, "netfilter", ProgType.NETFILTER, name="nfcount") as loaded:
         with inside_netns(ns_a):
             link = loaded.program.attach("netfilter", hook="input", priority=-128)
         try:
@@ -232,8 +231,7 @@ def test_sk_lookup_steers_a_connection_to_a_listener():
     port_a, port_b = 46000 + os.getpid() % 1000, 47000 + os.getpid() % 1000
     with veth_pair_in_namespaces() as (ns_a, if_a, addr_a, *_), \
          Map.create(MapType.SOCKMAP, 4, 8, 1, name="target") as target, \
-         load_c(SK_LOOKUP % port_b, "sk_lookup", ProgType.SK_LOOKUP, {"target": target}, name="steer",
-                expected_attach_type=AttachType.SK_LOOKUP) as loaded:
+         load_c(SK_LOOKUP % port_b, "sk_lookup", ProgType.SK_LOOKUP, {"target": target}, name="steer") as loaded:
         with inside_netns(ns_a):
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             listener.bind(("127.0.0.1", port_a))
@@ -287,7 +285,7 @@ def test_sk_msg_redirects_between_sockets(use_link):
     (c1, s1), (c2, s2) = _tcp_pair(listener), _tcp_pair(listener)
     fds = open_fds()
     try:
-        with Map.create(MapType.SOCKMAP, 4, 4, 2, name="socks") as socks, \
+        with Map.create(MapType.SOCKMAP, 4, 8, 2, name="socks") as socks, \
              load_c(SK_MSG_REDIRECT, "sk_msg", ProgType.SK_MSG, {"socks": socks}, name="msgredir") as loaded:
             from pybpf.kernel.attach_net import attach_sockmap
 
@@ -314,9 +312,8 @@ def test_sk_skb_stream_verdict_redirects_received_data():
     listener = socket.create_server(("127.0.0.1", 0))
     (c1, s1), (c2, s2) = _tcp_pair(listener), _tcp_pair(listener)
     try:
-        with Map.create(MapType.SOCKMAP, 4, 4, 2, name="socks") as socks, \
-             load_c(SK_SKB_VERDICT, "sk_skb/stream_verdict", ProgType.SK_SKB, {"socks": socks}, name="skbredir",
-                    expected_attach_type=AttachType.SK_SKB_STREAM_VERDICT) as loaded:
+        with load_c(SK_SKB_VERDICT, "sk_skb/stream_verdict", ProgType.SK_SKB, name="skbredir") as loaded:
+            socks = loaded.object.maps["socks"]  # the object's own sockmap takes sockets too
             with loaded.program.attach(map=socks):
                 socks[0] = s1   # data arriving at s1 ...
                 socks[1] = c2   # ... leaves through c2 and reaches s2

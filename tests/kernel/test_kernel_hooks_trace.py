@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from kernel_testlib import (
-    VMLINUX_PREAMBLE, build_c_binary, load_c, open_fds, vmlinux_btf_id, vmlinux_include,
+    VMLINUX_PREAMBLE, build_c_binary, links_left, load_c, open_fds, vmlinux_btf_id, vmlinux_include,
 )
 
 from pybpf.errors import LinkError, NotSupportedError
@@ -54,9 +54,10 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 
 def _iter_program(section: str, name: str):
     target = section.split("/", 1)[1]
-    return load_c(ITERATORS, section, ProgType.TRACING, name=name, preamble=VMLINUX_PREAMBLE,
-                  cflags=vmlinux_include(), expected_attach_type=AttachType.TRACE_ITER,
-                  attach_btf_id=vmlinux_btf_id(f"bpf_iter_{target}"))
+    loaded = load_c(ITERATORS, section, ProgType.TRACING, name=name, preamble=VMLINUX_PREAMBLE,
+                    cflags=vmlinux_include())
+    assert loaded.program.info().attach_btf_id == vmlinux_btf_id(f"bpf_iter_{target}")  # found by the loader
+    return loaded
 
 
 def _proc_pids() -> set[int]:
@@ -80,7 +81,7 @@ def test_task_iterator_lists_the_processes_proc_shows():
             assert seen[os.getpid()].startswith(("python", "pytest"))
             assert len(seen) == len(rows)  # each process once
             assert len(link.read().splitlines()) >= len(stable)  # each read runs the walk again
-    assert open_fds() == fds and set(link_ids()) - links == set()
+    assert open_fds() == fds and links_left(links) == set()
 
 
 def test_map_element_iterator_walks_the_given_map():
@@ -234,7 +235,7 @@ def test_usdt_arguments_and_semaphore_for_one_process(usdt_binary, usdt_program)
     finally:
         child.kill()
         child.wait()
-    assert open_fds() == fds and set(link_ids()) - links == set()
+    assert open_fds() == fds and links_left(links) == set()
 
 
 def test_usdt_for_all_processes_uses_kernel_semaphores(usdt_binary, usdt_program):
@@ -278,7 +279,7 @@ def test_usdt_errors(usdt_binary, usdt_program):
     with Program.load(ProgType.TRACEPOINT, [Instruction(0xB7, 0, 0, 0, 0), Instruction(0x95)], name="tp") as tp:
         with pytest.raises(LinkError, match="needs a KPROBE program"):
             tp.attach_usdt(str(usdt_binary), "pybpf_test", "hit")
-    assert open_fds() == fds and set(link_ids()) - links == set()
+    assert open_fds() == fds and links_left(links) == set()
 
 
 # --- what this kernel refuses --------------------------------------------------------------

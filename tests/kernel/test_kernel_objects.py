@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from kernel_testlib import load_c, open_fds
+from kernel_testlib import links_left, load_c, open_fds
 
 from pybpf.errors import BPFError, BTFLoadError
 from pybpf.isa import Instruction
@@ -84,9 +84,11 @@ def test_collection_closes_everything_it_owns():
             coll.program("nope")
     assert coll.closed and counts.closed and loaded.program.closed and ret0.closed
     assert made[0].closed
-    for m in loaded.data_maps.values():
-        m.close()
-    assert open_fds() == fds and set(link_ids()) == links
+    # what the object still holds: its BTF and its own handle on the map it was given
+    assert open_fds() - fds == {loaded.object.btf.fd, loaded.object.maps["counts"].fd}
+    loaded.close()
+    assert loaded.object.maps["counts"].closed and loaded.object.btf.closed
+    assert open_fds() == fds and links_left(links) == set()
 
 
 @pytest.mark.skipif(shutil.which("capsh") is None, reason="capsh (libcap2-bin) is not installed")

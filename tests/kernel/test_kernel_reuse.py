@@ -11,7 +11,7 @@ import pytest
 
 from kernel_testlib import load_c
 
-from pybpf.errors import MapError, NotSupportedError
+from pybpf.errors import BPFError, LinkError, MapError, NotSupportedError
 from pybpf.isa import Instruction as I
 from pybpf.kernel import (
     BPFLink, Collection, IntCodec, Link, LinkType, Map, MapType, Program, ProgType, ensure_bpffs,
@@ -98,7 +98,7 @@ def test_objects_by_id_and_by_pin_match_bpftool():
         os.getppid()
         with Program.from_pin(f"{root}/prog") as p, Map.from_pin(f"{root}/map") as m, \
              Link.from_pin(f"{root}/link") as lk:
-            assert (p.id, m.id, lk.id) == ids and p.name == "reuse"
+            assert (p.id, m.id, lk.id) == ids and p.name == "hit"  # named after its C function
             assert int.from_bytes(m.lookup_raw(b"\0\0\0\0")[:8], "little") >= 1
             assert lk.info().type == LinkType.PERF_EVENT and lk.info().prog_id == ids[0]
         with Program.from_id(ids[0]) as p, Map.from_id(ids[1]) as m, Link.from_id(ids[2]) as lk:
@@ -109,6 +109,37 @@ def test_objects_by_id_and_by_pin_match_bpftool():
         assert os.path.exists(f"{root}/link")
     finally:
         for name in ("prog", "map", "link"):
+            if os.path.exists(f"{root}/{name}"):
+                os.unlink(f"{root}/{name}")
+        os.rmdir(root)
+
+
+
+def test_opening_a_pin_of_another_kind_names_what_is_there():
+    from kernel_testlib import open_fds
+
+    root = os.path.join(ensure_bpffs(), f"pybpf_kinds_{os.getpid()}")
+    os.makedirs(root)
+    fds = open_fds()
+    try:
+        with _returns(0, "pinned_prog") as prog, Map.create(MapType.ARRAY, 4, 4, 1, name="pinned_map") as m:
+            prog.pin(f"{root}/prog")
+            m.pin(f"{root}/map")
+            with pytest.raises(MapError, match=f"{root}/prog is a pinned prog, not a map"):
+                Map.from_pin(f"{root}/prog")
+            with pytest.raises(BPFError, match=f"{root}/map is a pinned map, not a program"):
+                Program.from_pin(f"{root}/map")
+            with pytest.raises(LinkError, match=f"{root}/map is a pinned map, not a link"):
+                Link.from_pin(f"{root}/map")
+            with Map.from_pin(f"{root}/map") as again:
+                assert again.id == m.id and again.pinned_path == f"{root}/map"
+                again.unpin()
+            assert not os.path.exists(f"{root}/map")
+            prog.unpin()  # pinned through this object: the pin goes
+            assert not os.path.exists(f"{root}/prog")
+        assert open_fds() == fds  # the fds opened to look are closed again
+    finally:
+        for name in ("prog", "map"):
             if os.path.exists(f"{root}/{name}"):
                 os.unlink(f"{root}/{name}")
         os.rmdir(root)

@@ -70,9 +70,11 @@ def test_program_types_match_libbpf():
 @pytest.mark.parametrize("sec", SECTIONS + NEWER)
 def test_each_section_loads_from_its_definition(sec):
     d = find_section_def(sec)
-    with load_c(_source(SECTIONS + NEWER), sec, d.prog_type, name="sections_all",
-                expected_attach_type=d.attach_type, flags=_prog_flags(d)) as loaded:
+    with load_c(_source(SECTIONS + NEWER), sec, d.prog_type, name="sections_all") as loaded:
+        # the loader took type, expected attach type and flags from the section table alone
         assert loaded.program.info().type == d.prog_type
+        assert int(loaded.program.expected_attach_type or 0) == int(d.attach_type or 0), sec
+        assert loaded.object.spec.programs[loaded.program.name].flags == _prog_flags(d), sec
 
 
 def test_btf_targets_and_names():
@@ -88,7 +90,10 @@ def test_btf_targets_and_names():
     assert find_section_def("cgroup/connect5") is None and find_section_def("xdpx") is None
     # a BTF-target section loads once the loader resolves its target
     d = find_section_def("tp_btf/sys_enter")
-    with load_c('SEC("tp_btf/sys_enter")\nint f(void *ctx) { return 0; }\n', "tp_btf/sys_enter", d.prog_type,
-                name="tpbtf", expected_attach_type=d.attach_type,
-                attach_btf_id=vmlinux_btf_id("btf_trace_" + target("tp_btf/sys_enter"), "TYPEDEF")) as loaded:
-        assert loaded.program.info().type == d.prog_type
+    with load_c('SEC("tp_btf/sys_enter")\nint on_enter(void *ctx) { return 0; }\n', "tp_btf/sys_enter",
+                d.prog_type, name="tpbtf") as loaded:
+        info = loaded.program.info()
+        assert info.type == d.prog_type and loaded.program.expected_attach_type == d.attach_type
+        # the target the loader found is the one bpftool finds in vmlinux BTF
+        assert info.attach_btf_id == vmlinux_btf_id("btf_trace_" + target("tp_btf/sys_enter"), "TYPEDEF")
+        assert loaded.program.name == info.name == "on_enter"  # named after the C function, as libbpf does

@@ -50,3 +50,30 @@ class FDObject:
 
     def fileno(self) -> int:
         return self.fd
+
+
+class PinnableObject(FDObject):
+    """Maps, programs and bpf_links: they have a kernel id (from their ``info()``, which each
+    defines) and can be pinned on bpffs."""
+
+    pinned_path: str | None = None  # set by pin() and from_pin()
+
+    @property
+    def id(self) -> int:
+        return self.info().id
+
+    def pin(self, path: str | os.PathLike) -> None:
+        """Pin at ``path`` on bpffs: the object then outlives this process until unpinned (or rm'd)."""
+        from .syscall import obj_pin
+
+        obj_pin(self.fd, path, self.describe())
+        self.pinned_path = os.fspath(path)
+
+    def unpin(self) -> None:
+        """Remove the pin this object made or was opened from (gone already: nothing to do)."""
+        if self.pinned_path:
+            try:
+                os.unlink(self.pinned_path)
+            except FileNotFoundError:
+                pass
+            self.pinned_path = None

@@ -198,6 +198,17 @@ def _probe_map_attr(map_type: MapType) -> tuple[MapCreateAttr, list]:
     return attr, keep
 
 
+def _made(fd: int, err: int, what: str) -> bool:
+    """Whether a probe's bpf() call made an object (closed again); lacking the privilege to
+    probe is an error, never taken for 'the kernel lacks it'."""
+    if fd >= 0:
+        os.close(fd)
+        return True
+    if err in (errno.EPERM, errno.EACCES):
+        raise kernel_error(err, f"cannot probe {what}", (CAP_BPF,))
+    return False
+
+
 @cache
 def supports_map_type(map_type: MapType) -> bool:
     """Whether BPF_MAP_CREATE knows ``map_type`` (creates a tiny map of it)."""
@@ -207,11 +218,8 @@ def supports_map_type(map_type: MapType) -> bool:
     finally:
         for k in keep:
             k.close() if hasattr(k, "close") else os.close(k)
-    if fd >= 0:
-        os.close(fd)
+    if _made(fd, err, f"BPF_MAP_TYPE_{MapType(map_type).name}"):
         return True
-    if err in (errno.EPERM, errno.EACCES):
-        raise kernel_error(err, f"cannot probe BPF_MAP_TYPE_{MapType(map_type).name}", (CAP_BPF,))
     if map_type == MapType.STRUCT_OPS:
         return err == ENOTSUPP  # it exists, but type id 1 is no struct_ops type
     return err not in (errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP, ENOTSUPP)
@@ -345,17 +353,7 @@ def btf_kind_probe(kind: str) -> bytes:
 @cache
 def supports_btf_kind(kind: str) -> bool:
     """Whether BPF_BTF_LOAD accepts BTF using ``kind`` ('func', 'decl_tag', 'enum64'...)."""
-    from .uapi import BTFLoadAttr
-
-    data = btf_kind_probe(kind)
-    buf = ctypes.create_string_buffer(data, len(data))
-    fd, err = bpf_errno(Cmd.BTF_LOAD, BTFLoadAttr(btf=ctypes.addressof(buf), btf_size=len(data)))
-    if fd >= 0:
-        os.close(fd)
-        return True
-    if err in (errno.EPERM, errno.EACCES):
-        raise kernel_error(err, "cannot probe BTF support", (CAP_BPF,))
-    return False
+    return _btf_loads(btf_kind_probe(kind))
 
 
 def _sysctl(name: str) -> int | None:
@@ -469,12 +467,7 @@ def _btf_loads(data: bytes) -> bool:
 
     buf = ctypes.create_string_buffer(data, len(data))
     fd, err = bpf_errno(Cmd.BTF_LOAD, BTFLoadAttr(btf=ctypes.addressof(buf), btf_size=len(data)))
-    if fd >= 0:
-        os.close(fd)
-        return True
-    if err in (errno.EPERM, errno.EACCES):
-        raise kernel_error(err, "cannot probe BTF support", (CAP_BPF,))
-    return False
+    return _made(fd, err, "BTF support")
 
 
 @cache
@@ -501,12 +494,7 @@ def supports_mmapable_arrays() -> bool:
     attr = MapCreateAttr(map_type=int(MapType.ARRAY), key_size=4, value_size=4, max_entries=1,
                          map_flags=int(MapFlags.MMAPABLE))
     fd, err = bpf_errno(Cmd.MAP_CREATE, attr)
-    if fd >= 0:
-        os.close(fd)
-        return True
-    if err in (errno.EPERM, errno.EACCES):
-        raise kernel_error(err, "cannot probe BPF_F_MMAPABLE", (CAP_BPF,))
-    return False
+    return _made(fd, err, "BPF_F_MMAPABLE")
 
 
 @cache

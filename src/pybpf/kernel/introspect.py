@@ -261,13 +261,18 @@ def program_record(fd: int, *, owners: dict | None = None, pinned: list[str] | N
         rec["map_ids"] = list(info.map_ids)
     if info.btf_id:
         rec["btf_id"] = info.btf_id
+    return _pins_and_owners(rec, "prog", info.id, pinned, owners)
+
+
+
+def _pins_and_owners(rec: dict, kind: str, obj_id: int, pinned: list[str] | None, owners: dict | None) -> dict:
+    """Add bpftool's "pinned" paths and "pids" (processes holding an fd) to ``rec``."""
     if pinned:
         rec["pinned"] = pinned
-    refs = (owners or {}).get(("prog", info.id))
+    refs = (owners or {}).get((kind, obj_id))
     if refs:
         rec["pids"] = [{"pid": p, "comm": c} for p, c in refs]
     return rec
-
 
 def map_record(fd: int, *, owners: dict | None = None, pinned: list[str] | None = None) -> dict:
     """A map as ``bpftool -j map show`` describes it."""
@@ -293,12 +298,7 @@ def map_record(fd: int, *, owners: dict | None = None, pinned: list[str] | None 
     rec["frozen"] = int(extra.get("frozen", 0))
     if info.btf_id:
         rec["btf_id"] = info.btf_id
-    if pinned:
-        rec["pinned"] = pinned
-    refs = (owners or {}).get(("map", info.id))
-    if refs:
-        rec["pids"] = [{"pid": p, "comm": c} for p, c in refs]
-    return rec
+    return _pins_and_owners(rec, "map", info.id, pinned, owners)
 
 
 def link_record(fd: int, *, owners: dict | None = None, pinned: list[str] | None = None) -> dict:
@@ -373,12 +373,7 @@ def link_record(fd: int, *, owners: dict | None = None, pinned: list[str] | None
         elif kind == "event":
             rec["event"] = {"type": d["type"], "config": d["config"]}
             rec["cookie"] = d["cookie"]
-    if pinned:
-        rec["pinned"] = pinned
-    refs = (owners or {}).get(("link", info.id))
-    if refs:
-        rec["pids"] = [{"pid": p, "comm": c} for p, c in refs]
-    return rec
+    return _pins_and_owners(rec, "link", info.id, pinned, owners)
 
 
 def btf_record(fd: int, users: dict[int, tuple[list[int], list[int]]] | None = None,
@@ -387,9 +382,7 @@ def btf_record(fd: int, users: dict[int, tuple[list[int], list[int]]] | None = N
     info = btf_info(fd)
     progs, maps = (users or {}).get(info.id, ([], []))
     rec: dict[str, Any] = {"id": info.id, "size": info.size, "prog_ids": progs, "map_ids": maps}
-    refs = (owners or {}).get(("btf", info.id))
-    if refs:
-        rec["pids"] = [{"pid": p, "comm": c} for p, c in refs]
+    _pins_and_owners(rec, "btf", info.id, None, owners)
     rec["kernel"] = info.kernel_btf
     if info.name:
         rec["name"] = info.name

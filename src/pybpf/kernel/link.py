@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..errors import BPFError, LinkError, NotSupportedError
-from .fd import FDObject
+from .fd import PinnableObject
 from .perf import PERF_EVENT_IOC_DISABLE
-from .syscall import bpf_errno, fd_by_id, fd_kind, kernel_error, obj_get, obj_info, obj_pin
+from .syscall import bpf_errno, fd_by_id, fd_kind, kernel_error, obj_info, open_pinned
 from .uapi import ENOTSUPP, Cmd, IterCreateAttr, LinkDetachAttr, LinkInfoStruct, LinkType, LinkUpdateAttr, ProgAttachAttr
 
 SO_ATTACH_BPF = 50
@@ -171,48 +171,25 @@ class Link(ABC):
 
     @classmethod
     def from_pin(cls, path: str | os.PathLike) -> "BPFLink":
-        fd = obj_get(path, "link")
-        if fd_kind(fd) != "link":
-            kind = fd_kind(fd)
-            os.close(fd)
-            raise LinkError(f"{os.fspath(path)} is a pinned {kind or 'object'}, not a link")
-        link = BPFLink(fd, description=f"link pinned at {os.fspath(path)}")
+        link = BPFLink(open_pinned(path, "link", "link", LinkError), description=f"link pinned at {os.fspath(path)}")
         link.pinned_path = os.fspath(path)
         return link
 
 
-class BPFLink(FDObject, Link):
+class BPFLink(PinnableObject, Link):
     """A kernel bpf_link (raw tracepoint, tracing, XDP, perf event, tcx, ...)."""
 
     kind = "link"
 
     def __init__(self, fd: int, *, program: Any = None, description: str = ""):
-        FDObject.__init__(self, fd)
+        PinnableObject.__init__(self, fd)
         self.program = program
         self.description = description
-        self.pinned_path: str | None = None
 
     describe = Link.describe
 
     def info(self) -> LinkInfo:
         return LinkInfo.of_fd(self.fd, self.describe())
-
-    @property
-    def id(self) -> int:
-        return self.info().id
-
-    def pin(self, path: str | os.PathLike) -> None:
-        """Pin on bpffs: the attachment then survives this process until unpinned."""
-        obj_pin(self.fd, path, self.describe())
-        self.pinned_path = os.fspath(path)
-
-    def unpin(self) -> None:
-        if self.pinned_path:
-            try:
-                os.unlink(self.pinned_path)
-            except FileNotFoundError:
-                pass
-            self.pinned_path = None
 
     def detach(self) -> None:
         """Detach now, even if the link is pinned or shared (BPF_LINK_DETACH), then close."""

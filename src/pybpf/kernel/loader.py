@@ -31,14 +31,14 @@ import os
 import re
 import struct
 from functools import cache
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import BPFError, KernelError, MapError, NotSupportedError, ObjectError, VerifierError
 from .btf_object import KernelBTF
 from .collection import Collection, naming_program
 from ..object.codec import RecordCodec
 from .globaldata import LiveDataMap, LiveVariables
-from .maps import STORAGE_TYPES, Map, MapInfo
+from .maps import FD_VALUE_TYPES, STORAGE_TYPES, Map, MapInfo
 from .program import Program
 from .uapi import MapFlags, MapType, ProgType
 from .verifier import SourceLine
@@ -158,15 +158,19 @@ def unavailable() -> str | None:
 
 
 def load_spec(spec: "ObjectSpec", *, partial: bool = False, pin_root: str | None = None,
-              core_btf: Any = None, kconfig: Any = None, log_level: int = 0) -> Object:
+              reuse_maps: Mapping[str, Map] | None = None, core_btf: Any = None, kconfig: Any = None,
+              log_level: int = 0) -> Object:
     """Load ``spec`` into the kernel; see the module docstring.
 
     ``partial``: load what can be loaded, failures in ``obj.failed``.
     ``pin_root``: directory of maps pinned by name (default /sys/fs/bpf).
-    ``core_btf``: BTF (path or pybpf.btf.BTF) to relocate against instead of
-    the running kernel's.  ``kconfig``: kernel configuration text or mapping
-    for ``__kconfig`` externs.  ``log_level``: keep verifier logs
-    (``prog.verifier_log``) of successful loads too.
+    ``reuse_maps``: map name -> a live Map to use instead of creating one
+    (libbpf's bpf_map__reuse_fd; it must match the declaration; the caller
+    keeps it, the object holds its own fd).  ``core_btf``: BTF (path or
+    pybpf.btf.BTF) to relocate against instead of the running kernel's.
+    ``kconfig``: kernel configuration text (``CONFIG_X=y`` lines), or a
+    mapping of extern name -> value that answers first (``LINUX_*`` too).
+    ``log_level``: keep verifier logs (``prog.verifier_log``) of successful loads.
     """
     why = unavailable()
     if why is not None:
@@ -175,7 +179,7 @@ def load_spec(spec: "ObjectSpec", *, partial: bool = False, pin_root: str | None
         raise BPFPermissionError(errno.EPERM, f"cannot load {spec.name} into the kernel: {why}")
     obj = Object(spec)
     try:
-        _Loader(spec, obj, partial, pin_root, core_btf, kconfig, log_level).run()
+        _Loader(spec, obj, partial, pin_root, dict(reuse_maps or {}), core_btf, kconfig, log_level).run()
     except BaseException:
         obj._abandon()
         raise
@@ -183,12 +187,13 @@ def load_spec(spec: "ObjectSpec", *, partial: bool = False, pin_root: str | None
 
 
 class _Loader:
-    def __init__(self, spec: "ObjectSpec", obj: Object, partial: bool, pin_root: str | None, core_btf: Any,
-                 kconfig: Any, log_level: int):
+    def __init__(self, spec: "ObjectSpec", obj: Object, partial: bool, pin_root: str | None,
+                 reuse_maps: dict[str, Map], core_btf: Any, kconfig: Any, log_level: int):
         self.spec = spec
         self.obj = obj
         self.partial = partial
         self.pin_root = pin_root
+        self.reuse_maps = reuse_maps
         self.core_btf = core_btf
         self.kconfig = kconfig
         self.log_level = log_level
@@ -198,11 +203,15 @@ class _Loader:
 
     def run(self) -> None:
         spec = self.spec
+        unknown = sorted(set(self.reuse_maps) - set(spec.maps))
+        if unknown:
+            raise ObjectError(f"{spec.name}: reuse_maps names {unknown[0]!r}, which the object does not declare "
+                              f"(maps: {', '.join(spec.maps) or 'none'})")
         wanted = [p for p in spec.programs.values() if p.autoload]
         self._relocate(wanted)
         self._load_btf()
         for name, ms in spec.maps.items():
-            if ms.autocreate:
+            if ms.autocreate or name in self.reuse_maps:
                 self._create_map(name, ms)
         self._fill_map_in_maps()
         for prog in wanted:
@@ -227,7 +236,10 @@ class _Loader:
                         self.obj.failed.setdefault(name, ObjectError(
                             f"{spec.name}: program {name!r}: CO-RE relocation #{r.index} cannot be applied: "
                             f"{r.describe()}"))
-        spec.resolve_kconfig(config=self.kconfig)
+        if isinstance(self.kconfig, Mapping):
+            spec.resolve_kconfig(self.kconfig.get)
+        else:
+            spec.resolve_kconfig(config=self.kconfig)
         if any(e.kind == "ksym" for e in spec.externs.values()):
             self.ksyms = spec.resolve_ksyms()
 
@@ -269,17 +281,22 @@ class _Loader:
             raise NotSupportedError(f"arena map {name!r} of {spec.name}",
                                     reason="pybpf does not map BPF arenas yet")
         key_codec, value_codec = self._codecs(ms)
+        if name in self.reuse_maps:
+            given, what = self.reuse_maps[name], f"the map given as reuse_maps[{name!r}]"
+            if not isinstance(given, Map) or given.closed:
+                problem = "closed" if isinstance(given, Map) else f"{given!r}, not a Map"
+                raise MapError(f"map {name!r} of {spec.name}: {what} is {problem}; give an open pybpf.kernel.Map")
+            self._reuse(name, ms, Map.from_fd(os.dup(given.fd), key_codec=key_codec, value_codec=value_codec),
+                        what, "give a map of the declared type, sizes and flags")
+            return
         pin_path = None
         if int(ms.pinning):
             from .fs import ensure_bpffs, pin_name
 
             pin_path = os.path.join(self.pin_root or ensure_bpffs(), pin_name(name))
             if os.path.exists(pin_path):
-                live = Map.from_pin(pin_path, key_codec=key_codec, value_codec=value_codec)
-                live.name = name
-                obj.maps[name] = live
-                _check_reusable(live, ms, pin_path, self._create_args(ms)[0])
-                self._after_create(name, ms, live, initialize=False)
+                self._reuse(name, ms, Map.from_pin(pin_path, key_codec=key_codec, value_codec=value_codec),
+                            f"the map pinned at {pin_path}", "remove the pin (rm it) or change the object")
                 return
         live = self._new_map(name, ms, key_codec, value_codec)
         obj.maps[name] = live
@@ -287,6 +304,13 @@ class _Loader:
         if pin_path:
             live.pin(pin_path)
             obj._new_pins.append(pin_path)
+
+    def _reuse(self, name: str, ms: "MapSpec", live: Map, what: str, fix: str) -> None:
+        """Use an existing map for ``name`` (owned by the object from here on, so a failed load closes it)."""
+        live.name = name
+        self.obj.maps[name] = live
+        _check_reusable(live, ms, self._create_args(ms)[0], what, fix)
+        self._after_create(name, ms, live, initialize=False)
 
     def _create_args(self, ms: "MapSpec") -> tuple[dict[str, Any], dict[str, Any]]:
         """(parameters, BTF parameters) of BPF_MAP_CREATE for ``ms``."""
@@ -349,7 +373,10 @@ class _Loader:
             except BPFError:
                 return None  # a type the codec cannot express (too big...): raw bytes
 
-        return codec(ms.key_type_id), codec(ms.value_type_id)
+        # fd maps (sockmaps, prog arrays...) take live objects and return ids whatever the declared
+        # value type: Map's own FD value codec, not the BTF integer
+        value = None if ms.type in FD_VALUE_TYPES else codec(ms.value_type_id)
+        return codec(ms.key_type_id), value
 
     def _fill_map_in_maps(self) -> None:
         for name, ms in self.spec.maps.items():
@@ -484,17 +511,20 @@ def _create_with_btf_fallback(name: str, args: dict[str, Any], btf_args: dict[st
             raise first from None
 
 
-def _check_reusable(live: Map, ms: "MapSpec", path: str, args: dict[str, Any]) -> None:
-    """A map pinned by name is reused only if it is the map the object declares (libbpf's map_is_reuse_compat)."""
+def _check_reusable(live: Map, ms: "MapSpec", args: dict[str, Any], what: str, fix: str) -> None:
+    """An existing map (pinned by name, or given) stands for a declaration only if it is the map the
+    object declares (libbpf's map_is_reuse_compat)."""
     info: MapInfo = live.info()
+    flags = int(args["flags"])
+    if args["type"] in STORAGE_TYPES or args["type"] == MapType.LPM_TRIE:
+        flags |= MapFlags.NO_PREALLOC  # what Map.create adds for these types
     want = {"type": int(args["type"]), "key_size": args["key_size"], "value_size": args["value_size"],
-            "max_entries": args["max_entries"], "flags": int(args["flags"]), "map_extra": args["map_extra"]}
+            "max_entries": args["max_entries"], "flags": flags, "map_extra": args["map_extra"]}
     have = {"type": int(info.type), "key_size": info.key_size, "value_size": info.value_size,
             "max_entries": info.max_entries, "flags": info.flags, "map_extra": info.map_extra}
     diffs = [f"{k} {have[k]} (the object wants {want[k]})" for k in want if have[k] != want[k]]
     if diffs:
-        raise MapError(f"map {ms.name!r}: the map pinned at {path} is not compatible: {', '.join(diffs)}; remove the "
-                       "pin (rm it) or change the object")
+        raise MapError(f"map {ms.name!r}: {what} is not compatible: {', '.join(diffs)}; {fix}")
 
 
 # --- kernel BTF lookups ----------------------------------------------------------------

@@ -19,9 +19,9 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import BPFError, KernelError, MapError, NotSupportedError
 from ..object.codec import as_codec
-from .fd import FDObject
+from .fd import FDObject, PinnableObject
 from .fs import possible_cpu_count
-from .syscall import CAP_BPF, bpf_errno, fd_by_id, fd_kind, kernel_error, obj_get, obj_info, obj_pin
+from .syscall import CAP_BPF, bpf_errno, fd_by_id, fd_kind, kernel_error, obj_info, open_pinned
 from .uapi import (
     ANY, ENOTSUPP, MAP_TYPE_MIN_KERNEL, Cmd, MapBatchAttr, MapCreateAttr, MapElemAttr, MapFlags,
     MapInfoStruct, MapType, UpdateFlags,
@@ -123,7 +123,7 @@ class FDValueCodec:
         return int.from_bytes(data[:self.size], "little")
 
 
-class Map(FDObject):
+class Map(PinnableObject):
     """A BPF map in the kernel.
 
     Dict-like: ``m[k]``, ``m[k] = v``, ``del m[k]``, ``k in m``, ``get``,
@@ -154,7 +154,6 @@ class Map(FDObject):
         self.key_codec = as_codec(key_codec, self.key_size)
         default_value = FDValueCodec(self.value_size) if self.type in FD_VALUE_TYPES and self.value_size in (4, 8) else None
         self.value_codec = as_codec(value_codec or default_value, self.value_size)
-        self.pinned_path: str | None = None
         self._batch_ok = self.type in _BATCH_TYPES
         # Ring buffers and perf event arrays: how records decode when a reader is given no codec
         # (the object loader sets it from the map's ``__type(value, struct event)``).
@@ -275,11 +274,7 @@ class Map(FDObject):
 
     @classmethod
     def from_pin(cls, path: str | os.PathLike, *, key_codec: Any = None, value_codec: Any = None) -> "Map":
-        fd = obj_get(path, "map")
-        if fd_kind(fd) != "map":
-            os.close(fd)
-            raise MapError(f"{os.fspath(path)} is a pinned {fd_kind(fd) or 'object'}, not a map")
-        m = cls.from_fd(fd, key_codec=key_codec, value_codec=value_codec)
+        m = cls.from_fd(open_pinned(path, "map", "map", MapError), key_codec=key_codec, value_codec=value_codec)
         m.pinned_path = os.fspath(path)
         return m
 
@@ -287,23 +282,6 @@ class Map(FDObject):
 
     def info(self) -> MapInfo:
         return MapInfo.of_fd(self.fd)
-
-    @property
-    def id(self) -> int:
-        return self.info().id
-
-    def pin(self, path: str | os.PathLike) -> None:
-        """Pin at ``path`` on bpffs: the map then outlives this process until unpinned."""
-        obj_pin(self.fd, path, self.describe())
-        self.pinned_path = os.fspath(path)
-
-    def unpin(self) -> None:
-        if self.pinned_path:
-            try:
-                os.unlink(self.pinned_path)
-            except FileNotFoundError:
-                pass
-            self.pinned_path = None
 
     def freeze(self) -> None:
         """Make the map read-only for user space from now on (BPF_MAP_FREEZE)."""
@@ -338,14 +316,19 @@ class Map(FDObject):
             return MapError(f"{what}: this operation is not supported on {_type_name(self.type)} maps")
         return kernel_error(err, what, (CAP_BPF,))
 
-    def _key_bytes(self, key: Any) -> bytes:
+    def _encoded(self, codec: Any, item: Any, what: str, size: int) -> bytes:
+        """``item`` through ``codec``, checked to be the map's key or value size."""
         try:
-            data = self.key_codec.encode(key)
+            data = codec.encode(item)
         except MapError as exc:
-            raise MapError(f"{self.describe()}: bad key {key!r}: {exc} (key_size={self.key_size})") from None
-        if len(data) != self.key_size:
-            raise MapError(f"{self.describe()}: key {key!r} encodes to {len(data)} bytes, the map's key_size is {self.key_size}")
+            raise MapError(f"{self.describe()}: bad {what} {item!r}: {exc} ({what}_size={size})") from None
+        if len(data) != size:
+            raise MapError(f"{self.describe()}: {what} {item!r} encodes to {len(data)} bytes, the map's {what}_size "
+                           f"is {size}")
         return data
+
+    def _key_bytes(self, key: Any) -> bytes:
+        return self._encoded(self.key_codec, key, "key", self.key_size)
 
     def _value_bytes(self, value: Any) -> bytes:
         if self.per_cpu:
@@ -360,13 +343,7 @@ class Map(FDObject):
         return self._one_value(value)
 
     def _one_value(self, value: Any) -> bytes:
-        try:
-            data = self.value_codec.encode(value)
-        except MapError as exc:
-            raise MapError(f"{self.describe()}: bad value {value!r}: {exc} (value_size={self.value_size})") from None
-        if len(data) != self.value_size:
-            raise MapError(f"{self.describe()}: value {value!r} encodes to {len(data)} bytes, the map's value_size is {self.value_size}")
-        return data
+        return self._encoded(self.value_codec, value, "value", self.value_size)
 
     def _decode_value(self, data: bytes | memoryview) -> Any:
         if self.per_cpu:

@@ -14,16 +14,17 @@ ring; it is reassembled.
 from __future__ import annotations
 
 import fcntl
+import functools
 import mmap
 import os
 import select
 import struct
-import time
 import warnings
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..errors import MapError
 from ..object.codec import as_codec, decode_many
+from .eventreader import EventReader, uniform_run
 from .fs import online_cpus
 from .maps import Map
 from .perf import (
@@ -70,7 +71,7 @@ class _CPURing:
         self.mm.close()
 
 
-class PerfBufReader:
+class PerfBufReader(EventReader):
     """Consume a perf event array from every CPU (the perf buffer of libbpf and BCC).
 
     ``codec`` decodes each sample (StructCodec, BTF codec, None: bytes; note that
@@ -162,7 +163,7 @@ class PerfBufReader:
                     count = 1
                     if rsize % 8 == 0:
                         room = min((head - pos) // rsize, (size - off) // rsize, limit - len(out))
-                        count = _uniform_run(words, off >> 3, rsize >> 3, room)
+                        count = uniform_run(words, off >> 3, rsize >> 3, room, words[off >> 3])
                     raw_len = struct.unpack_from("<I", data, off + 8)[0]
                     region = data[off:off + count * rsize]
                     if codec is None:
@@ -189,33 +190,8 @@ class PerfBufReader:
             ring.tail[0] = pos
         return out
 
-    def consume(self, max_records: int | None = None) -> list:
-        """Everything waiting on every CPU (up to ``max_records``), without waiting."""
-        limit = max_records if max_records is not None else 1 << 62
-        out: list = []
-        for ring in self.rings:
-            while len(out) < limit:
-                batch = self._drain(ring, min(self.batch_size, limit - len(out)))
-                if not batch:
-                    break
-                out += batch
-        return out
-
-    def _wait(self, timeout: float | None) -> None:
-        self._epoll.poll(-1 if timeout is None else timeout)
-
-    def read(self, timeout: float | None = 0, max_records: int | None = None) -> list:
-        """Available samples; if none, wait up to ``timeout`` s (None: forever) for some."""
-        events = self.consume(max_records)
-        if events or timeout == 0:
-            return events
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._wait(left)
-            events = self.consume(max_records)
-            if events or (deadline is not None and time.monotonic() >= deadline):
-                return events
+    def _drains(self) -> list[Callable[[int], list]]:
+        return [functools.partial(self._drain, ring) for ring in self.rings]  # every CPU's ring in turn
 
     def poll(self, timeout: float | None = None) -> int:
         """Wait up to ``timeout`` s, hand every sample to the callback; returns how many."""
@@ -229,26 +205,6 @@ class PerfBufReader:
         for ev in events:
             cb(ev)
         return len(events)
-
-    def events(self, timeout: float | None = None) -> Iterator[Any]:
-        """Yield samples as they come; stop after ``timeout`` seconds in total (None: never)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            batch = self.consume(self.batch_size)
-            if batch:
-                yield from batch
-                continue
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return
-            self._wait(left)
-
-    def __iter__(self) -> Iterator[Any]:
-        return self.events(None)
-
-    def fileno(self) -> int:
-        """The epoll fd: readable when samples wait on some CPU."""
-        return self._epoll.fileno()
 
     # -- lifetime ------------------------------------------------------------
 
@@ -267,23 +223,3 @@ class PerfBufReader:
             os.close(ring.fd)
         self.rings.clear()
         self._epoll.close()
-
-    def __enter__(self) -> "PerfBufReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _uniform_run(words: memoryview, first: int, step: int, limit: int) -> int:
-    """How many records from word ``first`` share its header word (type, misc, size), every ``step`` words."""
-    if limit <= 1:
-        return 1
-    headers = words[first:first + limit * step:step].tolist()
-    header = headers[0]
-    if headers.count(header) == limit:
-        return limit
-    n = 1
-    while n < limit and headers[n] == header:
-        n += 1
-    return n

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from ..errors import BPFError, KernelError, NotSupportedError
-from .fd import FDObject
+from .fd import PinnableObject
 from .features import kernel_version_code, supports_prog_type
 from .maps import object_name
 from .syscall import (
     CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN, bpf_errno, fd_by_id, fd_kind, kernel_error,
-    missing_capabilities, obj_get, obj_info, obj_pin,
+    missing_capabilities, obj_info, open_pinned,
 )
 from .uapi import ENOTSUPP, PROG_TYPE_MIN_KERNEL, AttachType, Cmd, ProgInfoStruct, ProgLoadAttr, ProgType, TestRunAttr
 from .verifier import SourceLine, run_with_log, verifier_error
@@ -123,7 +123,7 @@ def program_info(fd: int, what: str = "program") -> ProgramInfo:
     )
 
 
-class Program(FDObject):
+class Program(PinnableObject):
     """A program loaded into the kernel.  ``attach_*`` methods return Links; close() unloads
     (the kernel keeps it alive while a link or pin still refers to it)."""
 
@@ -152,7 +152,6 @@ class Program(FDObject):
         self.section = section
         self.attach_btf_id = attach_btf_id
         self.verifier_log = verifier_log
-        self.pinned_path: str | None = None
 
     # -- construction --------------------------------------------------------
 
@@ -268,12 +267,7 @@ class Program(FDObject):
 
     @classmethod
     def from_pin(cls, path: str | os.PathLike) -> "Program":
-        fd = obj_get(path, "program")
-        if fd_kind(fd) != "prog":
-            kind = fd_kind(fd)
-            os.close(fd)
-            raise BPFError(f"{os.fspath(path)} is a pinned {kind or 'object'}, not a program")
-        p = cls(fd)
+        p = cls(open_pinned(path, "prog", "program", BPFError))
         p.pinned_path = os.fspath(path)
         return p
 
@@ -283,24 +277,8 @@ class Program(FDObject):
         return program_info(self.fd, self.describe())
 
     @property
-    def id(self) -> int:
-        return self.info().id
-
-    @property
     def tag(self) -> str:
         return self.info().tag
-
-    def pin(self, path: str | os.PathLike) -> None:
-        obj_pin(self.fd, path, self.describe())
-        self.pinned_path = os.fspath(path)
-
-    def unpin(self) -> None:
-        if self.pinned_path:
-            try:
-                os.unlink(self.pinned_path)
-            except FileNotFoundError:
-                pass
-            self.pinned_path = None
 
     def describe(self) -> str:
         return f"{_type_name(self.type)} program {self.name!r}" if self.name else f"{_type_name(self.type)} program"

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import mmap
 import select
-import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..errors import MapError
 from ..object.codec import as_codec, decode_many
+from .eventreader import EventReader, uniform_run
 from .uapi import RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SIZE, MapType
 
 PAGE_SIZE = mmap.PAGESIZE
 _FLAGS = RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT
 
 
-class RingBufReader:
+class RingBufReader(EventReader):
     """Consume records from a ring buffer map.
 
     ``codec`` decodes each record (a StructCodec, the BTF codec, or None for
@@ -88,7 +88,7 @@ class RingBufReader:
             if header & RINGBUF_DISCARD_BIT:
                 pos += stride
                 continue
-            count = _uniform_run(words, off >> 2, stride >> 2, min((end - pos) // stride, limit - len(out)), header)
+            count = uniform_run(words, off >> 2, stride >> 2, min((end - pos) // stride, limit - len(out)), header)
             region = data[off:off + count * stride]
             if codec is None:
                 records = [bytes(region[i:i + length]) for i in range(RINGBUF_HDR_SIZE, count * stride, stride)]
@@ -106,35 +106,10 @@ class RingBufReader:
             self._consumer[0] = pos  # one release of the space per batch
         return out
 
-    def consume(self, max_records: int | None = None) -> list:
-        """Drain what is available now (up to ``max_records``), without waiting."""
-        limit = max_records if max_records is not None else 1 << 62
-        out: list = []
-        while len(out) < limit:
-            batch = self._batch(min(self.batch_size, limit - len(out)))
-            if not batch:
-                break
-            out += batch
-        return out
+    def _drains(self) -> tuple[Callable[[int], list]]:
+        return (self._batch,)
 
     # -- waiting -------------------------------------------------------------
-
-    def _wait(self, timeout: float | None) -> None:
-        self._epoll.poll(-1 if timeout is None else timeout)
-
-    def read(self, timeout: float | None = 0, max_records: int | None = None) -> list:
-        """Drain available records (up to ``max_records``); if there are none, wait up to
-        ``timeout`` seconds (None: forever) for some."""
-        events = self.consume(max_records)
-        if events or timeout == 0:
-            return events
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._wait(left)
-            events = self.consume(max_records)
-            if events or (deadline is not None and time.monotonic() >= deadline):
-                return events
 
     def poll(self, timeout: float | None = None) -> int:
         """Wait up to ``timeout`` s for records, hand each to the callback; returns how many."""
@@ -152,26 +127,6 @@ class RingBufReader:
             batch = self._batch(self.batch_size)
         return n
 
-    def events(self, timeout: float | None = None) -> Iterator[Any]:
-        """Yield records as they come; stop after ``timeout`` seconds in total (None: never)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            batch = self._batch(self.batch_size)
-            if batch:
-                yield from batch
-                continue
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return
-            self._wait(left)
-
-    def __iter__(self) -> Iterator[Any]:
-        return self.events(None)
-
-    def fileno(self) -> int:
-        """The epoll fd: readable when records wait (for select/asyncio loops)."""
-        return self._epoll.fileno()
-
     # -- lifetime ------------------------------------------------------------
 
     def close(self) -> None:
@@ -183,31 +138,3 @@ class RingBufReader:
             view.release()
         self._consumer_map.close()
         self._producer_map.close()
-
-    def __enter__(self) -> "RingBufReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _uniform_run(words: memoryview, first: int, step: int, limit: int, header: int) -> int:
-    """How many consecutive records from word ``first`` share ``header`` (same length, committed).
-
-    Reads every ``step``-th header word in one strided slice; the run stops at
-    the first header that differs (busy, discarded, or another length), since
-    past it the stride no longer lands on headers.
-    """
-    if limit <= 1:
-        return 1
-    headers = words[first:first + limit * step:step].tolist()
-    if headers.count(header) == limit:
-        return limit
-    lo, hi = 1, limit  # headers[:lo] all equal; headers[:hi] not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if headers[:mid] == [header] * mid:
-            lo = mid
-        else:
-            hi = mid
-    return lo

@@ -178,6 +178,16 @@ def obj_get(path: str | os.PathLike, what: str, flags: int = 0) -> int:
     return ret
 
 
+def open_pinned(path: str | os.PathLike, kind: str, what: str, error: type[Exception] = KernelError) -> int:
+    """The fd of the object pinned at ``path``, which must be a ``kind`` (see :func:`fd_kind`)."""
+    fd = obj_get(path, what)
+    found = fd_kind(fd)
+    if found != kind:
+        os.close(fd)
+        raise error(f"{os.fspath(path)} is a pinned {found or 'object'}, not a {what}")
+    return fd
+
+
 def fd_by_id(cmd: Cmd, obj_id: int, what: str) -> int:
     attr = GetIdAttr(start_id=obj_id)
     ret, err = bpf_errno(cmd, attr)
