@@ -341,11 +341,16 @@ class _FunctionCompiler:
     def goto(self, target: int, indent: int, loop_head: int | None, leave: str, path: _Path) -> None:
         """Continue at block ``target``: inline it, or loop back, or set b and leave to the dispatch loop
         (``leave`` is "continue" directly in the dispatch loop, "break" inside a nested loop)."""
+        inline = self._next(target, indent, loop_head, leave, path)
+        if inline is not None:
+            self.block(inline, indent, loop_head, leave, path)
+
+    def _next(self, target: int, indent: int, loop_head: int | None, leave: str, path: _Path) -> int | None:
+        """``target`` when it is to be inlined here; otherwise emit the jump back to the loop and say None."""
         if target not in self.dispatch:
             if indent > self.MAX_INDENT:
                 raise _TooDeep(target)
-            self.block(target, indent, loop_head, leave, path)
-            return
+            return target
         flush = path.flush()
         if flush:
             self.out(indent, flush)
@@ -353,10 +358,19 @@ class _FunctionCompiler:
             self.out(indent, "continue")
         else:
             self.out(indent, f"b = {target}\n{leave}")
+        return None
 
     # -- blocks ----------------------------------------------------------------
 
     def block(self, start: int, indent: int, loop_head: int | None, leave: str, path: _Path) -> None:
+        """Emit block ``start`` and the blocks it falls into at the same indent: a loop, not recursion,
+        so a long run of branches (a parser with hundreds of bounds checks) cannot exhaust Python's stack."""
+        block: int | None = start
+        while block is not None:
+            block = self._one_block(block, indent, loop_head, leave, path)
+
+    def _one_block(self, start: int, indent: int, loop_head: int | None, leave: str, path: _Path) -> int | None:
+        """Emit one block; return the block to emit next at the same indent, if any."""
         out = self.out
         blk = self.blocks[start]
         self.emitted += blk.end - blk.start
@@ -372,24 +386,21 @@ class _FunctionCompiler:
         kind = insn.kind
         if kind is Kind.EXIT:
             out(indent, f"run.steps = n + {path.pending}\nreturn r0", last)
-        elif kind is Kind.JUMP:
-            self.goto(self.prog.target[last], indent, loop_head, leave, path)
-        elif kind is Kind.MAY_GOTO:  # jump once the run's loop allowance is used up
+            return None
+        if kind is Kind.JUMP:
+            return self._next(self.prog.target[last], indent, loop_head, leave, path)
+        if kind is Kind.MAY_GOTO:  # jump once the run's loop allowance is used up
             out(indent, "if not run.loops and run.may_goto_expired():", last)
             self.goto(self.prog.target[last], indent + 1, loop_head, leave, path.copy())
             out(indent, "run.loops -= 1", last)
-            self.goto(blk.end, indent, loop_head, leave, path)
         elif kind is Kind.COND_JUMP:
             target = self.prog.target[last]
-            if target == blk.end:  # both edges lead to the next instruction
-                self.goto(blk.end, indent, loop_head, leave, path)
-                return
-            out(indent, f"if {self.condition(insn, path)}:", last)
-            self.goto(target, indent + 1, loop_head, leave, path.copy())
-            self.goto(blk.end, indent, loop_head, leave, path)
+            if target != blk.end:  # (when both edges lead to the next instruction, there is no test)
+                out(indent, f"if {self.condition(insn, path)}:", last)
+                self.goto(target, indent + 1, loop_head, leave, path.copy())
         else:
             self.instruction(last, indent, path)
-            self.goto(blk.end, indent, loop_head, leave, path)
+        return self._next(blk.end, indent, loop_head, leave, path)
 
     @staticmethod
     def _low(reg: int, path: _Path) -> str:

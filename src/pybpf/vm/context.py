@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import NotSupportedError, VMError, VMFault
+from ..object.kinds import AttachType
 from .constants import ProgType, prog_type_name
 from .program import TestRunResult
 
@@ -31,6 +32,15 @@ if TYPE_CHECKING:
     from .program import VMProgram
 
 ETH_HLEN = 14
+ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
+ETH_P_IP_LE, ETH_P_IPV6_LE = 0x0008, 0xDD86  # __sk_buff.protocol holds the big-endian value
+EINVAL, EFAULT, EALREADY, ENOTSUPP = 22, 14, 114, 524  # ENOTSUPP: the kernel-internal 524
+ADJ_ROOM_FIXED_GSO, ADJ_ROOM_ENCAP_L3_IPV4, ADJ_ROOM_ENCAP_L3_IPV6 = 1 << 0, 1 << 1, 1 << 2
+ADJ_ROOM_ENCAP_L4_GRE, ADJ_ROOM_ENCAP_L4_UDP, ADJ_ROOM_NO_CSUM_RESET = 1 << 3, 1 << 4, 1 << 5
+ADJ_ROOM_ENCAP_L2_ETH, ADJ_ROOM_DECAP_L3_IPV4, ADJ_ROOM_DECAP_L3_IPV6 = 1 << 6, 1 << 7, 1 << 8
+ADJ_ROOM_FLAGS = (1 << 9) - 1
+ADJ_ROOM_NET, ADJ_ROOM_MAC = 0, 1
+ADJ_ROOM_ENCAP_L2_MASK = 0xFF << 56  # BPF_F_ADJ_ROOM_ENCAP_L2(len): the inner MAC header length
 XDP_PACKET_HEADROOM = 256
 XDP_FRAME_SIZE = 40  # sizeof(struct xdp_frame): the start of a frame's headroom is reserved for it
 SKB_SHARED_INFO = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64: reserved tailroom
@@ -39,6 +49,7 @@ PAGE = 4096
 XDP_MAX_DATA = PAGE - XDP_PACKET_HEADROOM - SKB_SHARED_INFO
 SKB_MAX_DATA = PAGE - NET_SKB_PAD - SKB_SHARED_INFO
 LOOPBACK_IFINDEX = 1
+LOOPBACK_RX_QUEUES = 1
 MAX_METALEN = 255  # skb_shared_info.meta_len is a u8; metadata lengths are also multiples of 4
 
 
@@ -216,10 +227,21 @@ class XDPContext(Context):
         if ctx_in is not None:
             md = bytes(ctx_in).ljust(24, b"\0")
             data, data_end, data_meta, ifindex, rxq, egress = struct.unpack_from("<6I", md)
+            if data_end < len(packet) and not (data_meta or data > data_end or egress):
+                raise VMError(f"xdp_md.data_end {data_end} is less than the packet length {len(packet)}: the kernel "
+                              "puts the rest in fragments, which the VM does not model; pass data_end=len(data)")
             if data_meta or data_end != len(packet) or data > data_end or data % 4 or data > MAX_METALEN or egress or \
                     (not ifindex and rxq) or any(md[24:]):
                 raise VMError("invalid xdp_md for a test run: data_meta and egress_ifindex must be 0, data_end the "
                               f"packet length and data (the metadata length) a multiple of 4 up to {MAX_METALEN}")
+            # xdp_convert_md_to_buff(): the device must exist in the namespace (the VM's has only the
+            # loopback device) and the queue must be one of its receive queues (loopback has one).
+            if ifindex and ifindex != LOOPBACK_IFINDEX:
+                raise VMError(f"xdp_md.ingress_ifindex {ifindex}: no such device (ENODEV); the VM models one "
+                              f"network device, loopback, ifindex {LOOPBACK_IFINDEX}")
+            if rxq >= LOOPBACK_RX_QUEUES:
+                raise VMError(f"xdp_md.rx_queue_index {rxq}: the loopback device has {LOOPBACK_RX_QUEUES} receive "
+                              "queue (EINVAL)")
             meta_len = data
             if ifindex:
                 self.ingress_ifindex, self.rx_queue_index = ifindex, rxq
@@ -370,6 +392,11 @@ class SkbContext(Context):
                           f"{len(packet)}")
         if len(packet) > SKB_MAX_DATA:
             raise VMError(f"a socket buffer test run takes at most {SKB_MAX_DATA} bytes, got {len(packet)}")
+        ethertype = int.from_bytes(packet[12:14], "big")
+        need = {ETH_P_IP: ETH_HLEN + 20, ETH_P_IPV6: ETH_HLEN + 40}.get(ethertype, 0)
+        if len(packet) < need:  # the kernel refuses a test skb whose IP header is cut short (EINVAL)
+            raise VMError(f"a socket buffer test run of an {'IPv4' if ethertype == ETH_P_IP else 'IPv6'} packet needs "
+                          f"its whole IP header ({need} bytes with Ethernet), got {len(packet)}")
         self.prog_type = prog_type
         self.denied, self.writable = _SKB_RULES[prog_type]
         self.l2 = prog_type in _L2_TYPES
@@ -389,6 +416,8 @@ class SkbContext(Context):
                 raise VMError(f"__sk_buff for a test run may only set {', '.join(_SKB_CTX_IN)}; {name} is not zero")
             self.fields[:] = given[:self.size]
         self.ctx_in = bytes(self.fields)
+        self.encapsulation = False  # set by an encapsulating bpf_skb_adjust_room
+        self.tunnel_key: tuple[bytes, int] | None = None  # (struct bpf_tunnel_key, flags): bpf_skb_set_tunnel_key
         self.buffer = bytearray(NET_SKB_PAD) + bytearray(packet) + bytearray(SKB_SHARED_INFO)
         self.mac = NET_SKB_PAD
         self.network = NET_SKB_PAD + ETH_HLEN
@@ -405,6 +434,9 @@ class SkbContext(Context):
         dest = eth[:6]
         pkt_type = 0 if dest == bytes(6) else 2 if dest[0] & 1 else 3
         self._set("pkt_type", pkt_type)
+        if self._get("ifindex") > LOOPBACK_IFINDEX:  # bpf_prog_test_run_skb() looks the device up
+            raise VMError(f"__sk_buff.ifindex {self._get('ifindex')}: no such device (ENODEV); the VM models one "
+                          f"network device, loopback, ifindex {LOOPBACK_IFINDEX}")
         if not self._get("ifindex"):
             self._set("ifindex", LOOPBACK_IFINDEX)  # the test skb comes from the loopback device
         if not self._get("wire_len") and self.ctx_given:
@@ -497,6 +529,101 @@ class SkbContext(Context):
             out[off:off + size] = self.fields[off:off + size]
         return bytes(out)
 
+    # -- bpf_skb_adjust_room (net/core/filter.c), for a linear, non-GSO test skb ----------
+
+    def adjust_room(self, len_diff: int, mode: int, flags: int) -> int:
+        """Insert (len_diff > 0) or remove room after the L3 header (BPF_ADJ_ROOM_NET) or the MAC header."""
+        size, shrink = abs(len_diff), len_diff < 0
+        proto = self._get("protocol")
+        base = {ETH_P_IP_LE: 20, ETH_P_IPV6_LE: 40}.get(proto, 0)
+        if flags & ~(ADJ_ROOM_FLAGS | ADJ_ROOM_ENCAP_L2_MASK):
+            return -EINVAL
+        if size > 0xFFF:
+            return -EFAULT
+        if not base:
+            return -ENOTSUPP
+        if mode not in (ADJ_ROOM_NET, ADJ_ROOM_MAC):
+            return -ENOTSUPP
+        off = self.network - self.mac + (base if mode == ADJ_ROOM_NET else 0)
+        decap = flags & (ADJ_ROOM_DECAP_L3_IPV4 | ADJ_ROOM_DECAP_L3_IPV6)
+        minimum = base
+        if decap:
+            if not shrink or decap == ADJ_ROOM_DECAP_L3_IPV4 | ADJ_ROOM_DECAP_L3_IPV6:
+                return -EINVAL
+            minimum = 20 if decap == ADJ_ROOM_DECAP_L3_IPV4 else 40
+        current = self.end - self.network
+        if shrink and (size >= current or current - size < minimum):
+            return -ENOTSUPP
+        gso = self._get("gso_size") != 0  # a test skb's GSO type is never SKB_GSO_UDP_L4: no change at all
+        if shrink:
+            if flags & ~(ADJ_ROOM_FIXED_GSO | ADJ_ROOM_NO_CSUM_RESET | ADJ_ROOM_DECAP_L3_IPV4 | ADJ_ROOM_DECAP_L3_IPV6):
+                return -EINVAL
+            if gso:
+                return -ENOTSUPP
+            self._pop(off, size)
+            if decap:
+                self._set("protocol", ETH_P_IP_LE if decap == ADJ_ROOM_DECAP_L3_IPV4 else ETH_P_IPV6_LE)
+            return 0
+        if gso:
+            return -ENOTSUPP
+        encap = flags & (ADJ_ROOM_ENCAP_L3_IPV4 | ADJ_ROOM_ENCAP_L3_IPV6)
+        inner_mac_len = flags >> 56
+        if encap:
+            if encap == ADJ_ROOM_ENCAP_L3_IPV4 | ADJ_ROOM_ENCAP_L3_IPV6 or \
+                    flags & ADJ_ROOM_ENCAP_L4_GRE and flags & ADJ_ROOM_ENCAP_L4_UDP or \
+                    flags & ADJ_ROOM_ENCAP_L2_ETH and inner_mac_len < ETH_HLEN:
+                return -EINVAL
+            if self.encapsulation:
+                return -EALREADY
+            if inner_mac_len > size:
+                return -EINVAL
+        self._push(off, size)
+        if encap:
+            self.encapsulation = True
+            if proto == ETH_P_IP_LE and encap == ADJ_ROOM_ENCAP_L3_IPV6:
+                self._set("protocol", ETH_P_IPV6_LE)
+            elif proto == ETH_P_IPV6_LE and encap == ADJ_ROOM_ENCAP_L3_IPV4:
+                self._set("protocol", ETH_P_IP_LE)
+        return 0
+
+    def change_proto(self, proto: int) -> int:
+        """bpf_skb_change_proto: IPv4 <-> IPv6 room (20 zero bytes added or removed after the MAC header)."""
+        current, off = self._get("protocol"), self.network - self.mac
+        if current == ETH_P_IP_LE and proto == ETH_P_IPV6_LE:
+            self._push(off, 20)
+        elif current == ETH_P_IPV6_LE and proto == ETH_P_IP_LE:
+            self._pop(off, 20)
+        else:
+            return -ENOTSUPP
+        self._set("protocol", proto)
+        return 0
+
+    def _push(self, off: int, size: int) -> None:
+        """bpf_skb_net_hdr_push: ``size`` zero bytes at ``off`` from data, the headers before it moved up."""
+        if self.data < size:  # skb_cow_head(): more headroom, in a new buffer (the old one is mapped)
+            grow = size - self.data
+            self.buffer = bytearray(grow) + self.buffer
+            self.data += grow
+            self.mac += grow
+            self.network += grow
+            self.end += grow
+        start = self.data
+        self.buffer[start - size:start - size + off] = self.buffer[start:start + off]
+        self.buffer[start - size + off:start + off] = bytes(size)
+        self._moved(-size)
+
+    def _pop(self, off: int, size: int) -> None:
+        """bpf_skb_net_hdr_pop: remove ``size`` bytes at ``off`` from data, the headers before it moved down."""
+        start = self.data
+        self.buffer[start + size:start + size + off] = self.buffer[start:start + off]
+        self._moved(size)
+
+    def _moved(self, delta: int) -> None:
+        self.data += delta
+        self.mac += delta
+        self.network += delta
+        self._remap()
+
     def packet_out(self) -> bytes:
         if self.l2:
             return bytes(self.buffer[self.data:self.end])
@@ -518,6 +645,9 @@ def make_context(prog: "VMProgram", data: bytes, ctx: Any) -> Context | None:
         return ctx
     ptype = prog.type
     if ptype == ProgType.XDP:
+        if prog.expected_attach_type in (AttachType.XDP_DEVMAP, AttachType.XDP_CPUMAP):
+            raise VMError(f"{prog.describe()} runs on frames a devmap or cpumap redirects (SEC(\"xdp/devmap\") or "
+                          "\"xdp/cpumap\"): the kernel refuses test runs of such programs (EINVAL)")
         return XDPContext(data, ctx)
     if ptype in SKB_TYPES:
         return SkbContext(data, ptype, ctx)

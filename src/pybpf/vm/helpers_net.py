@@ -10,12 +10,15 @@ import errno
 
 from ..errors import VMFault
 from .constants import MapType, ProgType, XDPAction
-from .context import SkbContext, XDPContext
+from .context import LOOPBACK_IFINDEX, SkbContext, XDPContext
 from .helpers import helper, neg, run_state
 
 TC_ACT_SHOT = 2
 TC_ACT_REDIRECT = 7
 BPF_F_INGRESS = 1
+BPF_F_BROADCAST = 8  # bpf_redirect_map() on a devmap: to every device in it (an empty one too)
+BPF_F_EXCLUDE_INGRESS = 16
+XDP_ACTION_MASK = 3  # ABORTED DROP PASS TX: the verdict a failed bpf_redirect_map() returns
 BPF_F_RECOMPUTE_CSUM = 1
 BPF_F_INVALIDATE_HASH = 2
 BPF_F_HDR_FIELD_MASK = 0xF
@@ -64,6 +67,83 @@ def xdp_adjust_meta(vm, ctx: int, delta: int) -> int:
 def xdp_get_buff_len(vm, ctx: int) -> int:
     x = _xdp(vm, ctx, "bpf_xdp_get_buff_len")
     return x.data_end - x.data
+
+
+def _xdp_span(x: XDPContext, offset: int, length: int) -> int:
+    """bpf_xdp_pointer()'s checks: the start of [offset, offset + length) in the buffer, or -errno.
+    (The VM's XDP packets have no fragments: the span is in the linear part or out of the packet.)"""
+    offset &= 0xFFFFFFFF
+    length &= 0xFFFFFFFF
+    if offset > 0xFFFF or length > 0xFFFF:
+        return -errno.EFAULT
+    if offset + length > x.data_end - x.data:
+        return -errno.EINVAL
+    return x.data + offset
+
+
+@helper("xdp_load_bytes", 4)
+def xdp_load_bytes(vm, ctx: int, offset: int, buf: int, length: int) -> int:
+    x = _xdp(vm, ctx, "bpf_xdp_load_bytes")
+    start = _xdp_span(x, offset, length)
+    if start < 0:
+        return neg(-start)
+    out = vm.memory.view(buf, length, write=True, what="bpf_xdp_load_bytes buffer")
+    out[:] = x.buffer[start:start + length]
+    return 0
+
+
+@helper("xdp_store_bytes", 4)
+def xdp_store_bytes(vm, ctx: int, offset: int, buf: int, length: int) -> int:
+    x = _xdp(vm, ctx, "bpf_xdp_store_bytes")
+    start = _xdp_span(x, offset, length)
+    if start < 0:
+        return neg(-start)
+    x.buffer[start:start + length] = vm.memory.load(buf, length, "bpf_xdp_store_bytes buffer")
+    return 0
+
+
+@helper("skb_pull_data", 2)
+def skb_pull_data(vm, ctx: int, length: int) -> int:
+    """Make ``length`` bytes (0: the linear part) direct-accessible: a test skb is linear and private,
+    so this only fails (-ENOMEM, pskb_may_pull) when the packet is shorter."""
+    skb = _skb(vm, ctx, "bpf_skb_pull_data")
+    return neg(errno.ENOMEM) if (length & 0xFFFFFFFF) > skb.length else 0
+
+
+@helper("skb_adjust_room", 4)
+def skb_adjust_room(vm, ctx: int, len_diff: int, mode: int, flags: int) -> int:
+    result = _skb(vm, ctx, "bpf_skb_adjust_room").adjust_room(_s32(len_diff), mode & 0xFFFFFFFF, flags)
+    return neg(-result) if result < 0 else 0
+
+
+@helper("skb_change_proto", 3)
+def skb_change_proto(vm, ctx: int, proto: int, flags: int) -> int:
+    skb = _skb(vm, ctx, "bpf_skb_change_proto")
+    if flags:
+        return neg(errno.EINVAL)
+    result = skb.change_proto(proto & 0xFFFF)
+    return neg(-result) if result < 0 else 0
+
+
+BPF_TUNNEL_KEY_SIZE = 44  # sizeof(struct bpf_tunnel_key)
+TUNNEL_KEY_OLD_SIZES = (8, 22, 24, 28)  # remote_ipv6[1], tunnel_ext, tunnel_label, local_ipv4: older layouts
+BPF_F_TUNINFO_IPV6 = 1
+TUNNEL_KEY_FLAGS = 0x1F  # TUNINFO_IPV6 ZERO_CSUM_TX DONT_FRAGMENT SEQ_NUMBER NO_TUNNEL_KEY
+
+
+@helper("skb_set_tunnel_key", 4)
+def skb_set_tunnel_key(vm, ctx: int, key: int, size: int, flags: int) -> int:
+    """Give the skb tunnel metadata for a collect-metadata tunnel device; the checks are the kernel's."""
+    skb = _skb(vm, ctx, "bpf_skb_set_tunnel_key")
+    size &= 0xFFFFFFFF
+    if flags & ~TUNNEL_KEY_FLAGS or size not in (BPF_TUNNEL_KEY_SIZE, *TUNNEL_KEY_OLD_SIZES):
+        return neg(errno.EINVAL)
+    raw = vm.memory.load(key, size, "bpf_skb_set_tunnel_key key").ljust(BPF_TUNNEL_KEY_SIZE, b"\0")
+    tunnel_ext, tunnel_label = int.from_bytes(raw[22:24], "little"), int.from_bytes(raw[24:28], "little")
+    if tunnel_ext or (tunnel_label and not flags & BPF_F_TUNINFO_IPV6):
+        return neg(errno.EINVAL)
+    skb.tunnel_key = (raw, flags)
+    return 0
 
 
 @helper("skb_load_bytes", 4)
@@ -230,8 +310,43 @@ def redirect_map(vm, map_ptr: int, key: int, flags: int) -> int:
     if m.type not in (MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP):
         raise VMFault(f"bpf_redirect_map: {m.describe()} is not a devmap, cpumap or xskmap")
     run = run_state(vm)
+    devmap = m.type in (MapType.DEVMAP, MapType.DEVMAP_HASH)
+    if flags & ~(XDP_ACTION_MASK | (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS if devmap else 0)):
+        return XDPAction.ABORTED
     key_bytes = (key & 0xFFFFFFFF).to_bytes(4, "little")
-    if m._find(key_bytes, run.cpu, True) is None:
-        return flags & 0x3  # the low bits of flags are the verdict when the slot is empty
+    if m._find(key_bytes, run.cpu, True) is None and not flags & BPF_F_BROADCAST:
+        return flags & XDP_ACTION_MASK  # the low bits of flags are the verdict when the slot is empty
     run.redirect = (m, key & 0xFFFFFFFF)
     return XDPAction.REDIRECT
+
+
+# --- routing ---------------------------------------------------------------------------------------------
+
+# The VM's network is a fresh namespace: the loopback device alone, no addresses, no routes and forwarding
+# off (the kernel's built-in default), so bpf_fib_lookup answers what the kernel answers there.
+BPF_FIB_LOOKUP_FLAGS = 0x3F  # DIRECT OUTPUT SKIP_NEIGH TBID SRC MARK
+FIB_LOOKUP_SIZE = 64  # sizeof(struct bpf_fib_lookup)
+BPF_FIB_LKUP_RET_NOT_FWDED = 4
+BPF_FIB_LKUP_RET_FWD_DISABLED = 5
+AF_INET, AF_INET6 = 2, 10
+
+
+def _ipv6_never_forwarded(address: bytes) -> bool:
+    """rt6_need_strict(): multicast, link-local and loopback addresses are never forwarded."""
+    return address[0] == 0xFF or (address[0] == 0xFE and address[1] & 0xC0 == 0x80) or address == bytes(15) + b"\1"
+
+
+@helper("fib_lookup", 4)
+def fib_lookup(vm, ctx: int, params: int, plen: int, flags: int) -> int:
+    if _s32(plen) < FIB_LOOKUP_SIZE or flags & ~BPF_FIB_LOOKUP_FLAGS & 0xFFFFFFFF:
+        return neg(errno.EINVAL)
+    raw = vm.memory.load(params, FIB_LOOKUP_SIZE, "bpf_fib_lookup params")
+    family, ifindex = raw[0], int.from_bytes(raw[8:12], "little")
+    if family == AF_INET6:
+        if _ipv6_never_forwarded(raw[16:32]) or _ipv6_never_forwarded(raw[32:48]):
+            return BPF_FIB_LKUP_RET_NOT_FWDED
+    elif family != AF_INET:
+        return neg(errno.EAFNOSUPPORT)
+    if ifindex != LOOPBACK_IFINDEX:
+        return neg(errno.ENODEV)
+    return BPF_FIB_LKUP_RET_FWD_DISABLED
