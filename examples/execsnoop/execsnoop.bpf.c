@@ -11,6 +11,10 @@ struct event {
     char filename[256];
 };
 
+// Puts struct event in the object's BTF, so user space can decode records by name
+// (a ring buffer map cannot carry __type(value, ...): libbpf refuses it).
+const struct event *unused_event __attribute__((unused));
+
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 256 * 1024);

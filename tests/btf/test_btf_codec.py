@@ -107,7 +107,7 @@ def test_decode_many_and_batches(ev_btf):
     assert [r.pid for r in out] == list(range(50)) and out[7].filename == "/bin/7" and out[9].comm == "c9"
     assert codec.decode_from(buf, 8 + stride) == out[1]
     # the kernel layer's codec protocol
-    from pybpf.kernel.codec import Codec as KernelCodecProtocol
+    from pybpf.object.codec import Codec as KernelCodecProtocol
 
     assert isinstance(codec, KernelCodecProtocol)
 

@@ -1,25 +1,27 @@
 """Measure how many filter expressions pybpf compiles exactly like the installed libpcap.
 
 usage: python tests/cbpf/compare_with_libpcap.py FILE [-v]
-FILE holds lines 'DLT<TAB>snaplen<TAB>netmask<TAB>expression' (netmask may be empty).
-Prints the identical-percentage with the optimizer and without (-O), over the
-expressions libpcap accepts on the link types pybpf supports, and lists differences.
+       python tests/cbpf/compare_with_libpcap.py --every-linktype [-v]
+FILE holds lines 'DLT<TAB>snaplen<TAB>netmask<TAB>expression' (netmask may be empty);
+--every-linktype takes every expression of filter_expressions.txt on every link
+type libpcap names (the unit tests run it on one link type of each kind).
+Prints, with the optimizer and without (-O), the share of expressions whose
+outcome is identical: the same instructions, or a refusal with the same message
+(pybpf may append how it resolves names, after libpcap's message).  -v lists
+the others.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import libpcap_reference as ref  # noqa: E402
-
-from pybpf.cbpf import compile as pybpf_compile  # noqa: E402
-from pybpf.cbpf import linktypes  # noqa: E402
-from pybpf.errors import BPFError, NotSupportedError  # noqa: E402
+import filter_cases as cases  # noqa: E402
 
 
 def _netmask(text: str) -> int:
@@ -30,50 +32,43 @@ def _netmask(text: str) -> int:
     return int(ipaddress.IPv4Address(text))
 
 
+def outcome(dlt_name: str, snaplen: int, netmask: int, expr: str, optimize: bool):
+    """(libpcap's outcome, pybpf's outcome): instructions or 'error: MESSAGE'."""
+    return (cases.outcome_ref(expr, dlt_name, snaplen, optimize, netmask),
+            cases.outcome_ours(expr, dlt_name, snaplen, optimize, netmask))
+
+
 def compare(dlt_name: str, snaplen: int, netmask: int, expr: str, optimize: bool) -> str:
-    """'same', 'differs', 'both-refuse', 'ref-refuses', 'we-refuse', 'unsupported'."""
-    try:
-        want = ref.compile(expr, ref.dlt(dlt_name), snaplen, optimize, netmask)
-    except ref.ReferenceError:
-        want = None
-    try:
-        got = [tuple(i) for i in pybpf_compile(expr, dlt_name, snaplen, optimize, netmask)]
-    except NotSupportedError:
-        return "unsupported"
-    except BPFError:
-        got = None
-    except RecursionError:
-        got = "crash"
-    if want is None:
-        return "both-refuse" if got is None else "ref-refuses"
-    if got is None or got == "crash":
-        return "we-refuse"
-    return "same" if got == want else "differs"
+    """'same', 'same-refusal', 'differs', 'refusal-differs', 'ref-refuses', 'we-refuse'."""
+    want, got = outcome(dlt_name, snaplen, netmask, expr, optimize)
+    want_refused, got_refused = isinstance(want, str), isinstance(got, str)
+    if cases.same(want, got):
+        return "same-refusal" if want_refused else "same"
+    if want_refused and got_refused:
+        return "refusal-differs"
+    return "ref-refuses" if want_refused else "we-refuse" if got_refused else "differs"
 
 
 def main(argv: list[str]) -> int:
     verbose = "-v" in argv
-    rows = [line.rstrip("\n").split("\t", 3) for line in Path(argv[1]).read_text().splitlines() if line.strip()]
-    totals = {True: {}, False: {}}
-    for dlt_name, snaplen, netmask, expr in rows:
-        for optimize in (True, False):
-            kind = compare(dlt_name, int(snaplen), _netmask(netmask), expr, optimize)
-            supported = dlt_name in linktypes.SUPPORTED
-            totals[optimize].setdefault((supported, kind), 0)
-            totals[optimize][(supported, kind)] += 1
-            if verbose and kind not in ("same", "both-refuse", "unsupported") and supported:
-                print(f"{'opt' if optimize else 'unopt'}\t{kind}\t{dlt_name}\t{expr}")
+    if argv[1] == "--every-linktype":
+        from pybpf.cbpf import linktypes
+
+        rows = [(dlt, "262144", str(cases.NETMASK), expr) for dlt in linktypes.DLT for expr in cases.EXPRESSIONS]
+    else:
+        rows = [line.rstrip("\n").split("\t", 3) for line in Path(argv[1]).read_text().splitlines()
+                if line.strip()]
     for optimize in (True, False):
-        t = totals[optimize]
-        same = t.get((True, "same"), 0)
-        accepted = sum(v for (sup, kind), v in t.items() if sup and kind in ("same", "differs", "we-refuse"))
-        all_same = sum(v for (sup, kind), v in t.items() if kind == "same")
-        all_accepted = sum(v for (sup, kind), v in t.items()
-                           if kind in ("same", "differs", "we-refuse", "unsupported"))
+        kinds: Counter[str] = Counter()
+        for dlt_name, snaplen, netmask, expr in rows:
+            kind = compare(dlt_name, int(snaplen), _netmask(netmask), expr, optimize)
+            kinds[kind] += 1
+            if verbose and not kind.startswith("same"):
+                print(f"{'opt' if optimize else 'unopt'}\t{kind}\t{dlt_name}\t{expr}")
+        identical = kinds["same"] + kinds["same-refusal"]
         label = "optimized  " if optimize else "unoptimized"
-        print(f"{label}: identical {same}/{accepted} = {100.0 * same / max(accepted, 1):.1f}% on supported link types; "
-              f"{all_same}/{all_accepted} = {100.0 * all_same / max(all_accepted, 1):.1f}% on all; "
-              + ", ".join(f"{'' if sup else 'other-dlt:'}{kind}={v}" for (sup, kind), v in sorted(t.items())))
+        print(f"{label}: identical {identical}/{len(rows)} = {100.0 * identical / max(len(rows), 1):.1f}% ("
+              + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())) + ")")
     return 0
 
 

@@ -50,8 +50,9 @@ def test_cli_prints_what_tcpdump_prints(flag, level):
             want = _tcpdump(flag, *extra, "-i", "lo", expr)
             if want is None:
                 pytest.skip("tcpdump cannot open lo here (needs root)")
-            got = run_cli("filter", flag, *extra, expr, check=True).stdout.decode()
-            assert got == want, f"{flag} {extra} {expr}"
+            if expr == "tcp port 80":  # the command once per option set; the library for all
+                got = run_cli("filter", flag, *extra, expr, check=True).stdout.decode()
+                assert got == want, f"{flag} {extra} {expr}"
             assert dump(compile(expr, "EN10MB", 96 if "-s" in extra else 262144, "-O" not in extra), level) == want
             checked += 1
     assert checked == 21
@@ -93,10 +94,10 @@ def test_scanner_errors_name_the_token():
 
 
 def test_cli_errors_for_link_types_and_primitives_name_them():
-    proc = run_cli("filter", "-y", "IEEE802_11", "ip")
-    assert proc.returncode == 1 and b"IEEE802_11" in proc.stderr and b"EN10MB" in proc.stderr
-    proc = run_cli("filter", "vpi 1")
-    assert proc.returncode == 1 and b"'vpi'" in proc.stderr
+    proc = run_cli("filter", "-y", "EN10MB", "vpi 1")
+    assert proc.returncode == 1 and proc.stderr.decode().strip().endswith("'vpi' supported only on raw ATM")
     proc = run_cli("filter", "-y", "NOSUCH", "ip")
     assert proc.returncode == 1 and b"NOSUCH" in proc.stderr
     assert b"examples:" in run_cli("filter", "--help", check=True).stdout
+    beacon = run_cli("filter", "-y", "ieee802_11_radio", "-ddd", "type", "mgt", "subtype", "beacon", check=True)
+    assert beacon.stdout.decode() == dump(compile("type mgt subtype beacon", "IEEE802_11_RADIO"), 3)

@@ -26,7 +26,7 @@ from pybpf.cbpf import insn as I
 from pybpf.cbpf.machine import Machine
 from pybpf.cbpf.seccomp import (ALLOW, AUDIT_ARCH_X86_64, KILL_PROCESS, LOG, Arg, ArgCondition, Errno,
                                 SeccompPolicy, Trace, describe, parse_action, seccomp_data, syscall_number)
-from pybpf.cbpf.syscalls_x86_64 import SYSCALLS
+from pybpf.syscalls import SYSCALLS
 from pybpf.cbpf.validate import validate
 from pybpf.errors import BPFError, FilterValidationError
 

@@ -9,7 +9,7 @@ import pytest
 
 from pybpf.errors import MapError
 from pybpf.kernel import IntCodec, RawCodec, StructCodec, TraceLine
-from pybpf.kernel.codec import decode_many
+from pybpf.object.codec import decode_many
 from pybpf.kernel.fs import parse_cpu_list
 from pybpf.kernel.ringbuf import _uniform_run
 from pybpf.kernel.verifier import SourceLine, failing_instruction, source_of, summary

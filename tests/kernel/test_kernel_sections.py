@@ -13,9 +13,9 @@ import pytest
 from conftest import compile_bpf
 from kernel_testlib import PREAMBLE, load_c, vmlinux_btf_id
 
-from pybpf.errors import ObjectError
 from pybpf.kernel import ensure_bpffs
-from pybpf.kernel.sections import attach_target, section_def
+from pybpf.object.sections import SectionFlags, attach_target, find_section_def
+from pybpf.object.spec import _prog_flags
 
 pytestmark = pytest.mark.kernel
 
@@ -62,33 +62,33 @@ def test_program_types_match_libbpf():
             shown = subprocess.run(["bpftool", "prog", "show", "pinned", f"{root}/{_name(i)}"], capture_output=True,
                                    text=True, check=True).stdout
             libbpf_type = re.match(r"\d+: (\S+)", shown).group(1)
-            assert section_def(sec).prog_type.name.lower() == libbpf_type, sec
+            assert find_section_def(sec).prog_type.name.lower() == libbpf_type, sec
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("sec", SECTIONS + NEWER)
 def test_each_section_loads_from_its_definition(sec):
-    d = section_def(sec)
+    d = find_section_def(sec)
     with load_c(_source(SECTIONS + NEWER), sec, d.prog_type, name="sections_all",
-                expected_attach_type=d.expected_attach_type, flags=d.prog_flags) as loaded:
+                expected_attach_type=d.attach_type, flags=_prog_flags(d)) as loaded:
         assert loaded.program.info().type == d.prog_type
 
 
 def test_btf_targets_and_names():
-    assert attach_target("fentry/vfs_read") == "vfs_read" and section_def("fentry/vfs_read").btf_target
-    assert attach_target("tracepoint/syscalls/sys_enter_read") == "syscalls/sys_enter_read"
-    assert attach_target("xdp") == "" and section_def("xdp.frags").xdp_frags
-    assert section_def("tcx/ingress").expected_attach_type.name == "TCX_INGRESS"
-    assert section_def("iter/task").btf_target and section_def("lsm.s/file_open").sleepable
-    with pytest.raises(ObjectError, match=r"SEC\('cgroup/connect5'\) is not a program section libbpf knows "
-                                          r"\(known with this prefix: cgroup/bind4"):
-        section_def("cgroup/connect5")
-    with pytest.raises(ObjectError):
-        section_def("xdpx")
+    def target(section):
+        return attach_target(find_section_def(section), section)
+
+    assert target("fentry/vfs_read") == "vfs_read" and find_section_def("fentry/vfs_read").flags & SectionFlags.ATTACH_BTF
+    assert target("tracepoint/syscalls/sys_enter_read") == "syscalls/sys_enter_read"
+    assert target("xdp") is None and find_section_def("xdp.frags").flags & SectionFlags.XDP_FRAGS
+    assert find_section_def("tcx/ingress").attach_type.name == "TCX_INGRESS"
+    assert find_section_def("iter/task").flags & SectionFlags.ATTACH_BTF
+    assert find_section_def("lsm.s/file_open").flags & SectionFlags.SLEEPABLE
+    assert find_section_def("cgroup/connect5") is None and find_section_def("xdpx") is None
     # a BTF-target section loads once the loader resolves its target
-    d = section_def("tp_btf/sys_enter")
+    d = find_section_def("tp_btf/sys_enter")
     with load_c('SEC("tp_btf/sys_enter")\nint f(void *ctx) { return 0; }\n', "tp_btf/sys_enter", d.prog_type,
-                name="tpbtf", expected_attach_type=d.expected_attach_type,
-                attach_btf_id=vmlinux_btf_id("btf_trace_" + attach_target("tp_btf/sys_enter"), "TYPEDEF")) as loaded:
+                name="tpbtf", expected_attach_type=d.attach_type,
+                attach_btf_id=vmlinux_btf_id("btf_trace_" + target("tp_btf/sys_enter"), "TYPEDEF")) as loaded:
         assert loaded.program.info().type == d.prog_type

@@ -702,7 +702,7 @@ def _decoder(node: _Node) -> Callable[[bytes], Any]:
 class Codec:
     """Encode/decode values of one BTF type.  ``size`` in bytes; ``record_class`` for structs.
 
-    Implements the codec protocol of :mod:`pybpf.kernel.codec` (``size``, ``encode``,
+    Implements the codec protocol of :mod:`pybpf.object.codec` (``size``, ``encode``,
     ``decode``, ``decode_many``), so maps and ring buffers can use it directly.
     """
 

@@ -4,17 +4,31 @@ The generator follows libpcap's (gencode.c in libpcap 1.10) structure and
 order of construction, because the optimizer's result and the unoptimized
 listing both depend on exactly which blocks exist and how they are chained;
 doing it the same way is what makes `pybpf filter -d` print what `tcpdump -d`
-prints.
+prints.  Link-layer specifics live in the base classes: 802.11 and radio
+headers (gencode_wlan), raw ATM (gencode_atm), SS7 (gencode_ss7), pflog
+(gencode_pflog); this module has the link-type table, the protocol, host,
+port and arithmetic primitives and the walk over the parse tree.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from ..errors import CompileError, NotSupportedError
 from . import insn as I
 from . import linktypes, names
 from .blocks import JMP, M32, Block, Stmt, backpatch, gen_and, gen_not, gen_or, sappend
+from .gencode_atm import A_PROTOTYPE, PT_LLC, AtmCodeGen
+from .gencode_base import (
+    DLT, DLT_HDLC, OFFSET_NOT_SET, OR_LINKHDR,
+    OR_LINKPL, OR_LINKPL_NOSNAP, OR_LINKTYPE, OR_LLC, OR_PREVLINKHDR, OR_PREVMPLSHDR, OR_TRAN_IPV4,
+    OR_TRAN_IPV6, PCAP_NETMASK_UNKNOWN, FilterError, bpf_error, swap32,
+)
+from .gencode_pflog import DLT_PFLOG, PflogCodeGen
+from .gencode_ss7 import Ss7CodeGen
+from .gencode_wlan import (
+    DLT_IEEE802_11, DLT_IEEE802_11_RADIO, DLT_IEEE802_11_RADIO_AVS, DLT_PPI, DLT_PRISM_HEADER, RADIO_DLTS,
+    WLAN_DLTS, WlanCodeGen,
+)
 from .parser import (
     Q_AARP, Q_ADDR1, Q_ADDR2, Q_ADDR3, Q_ADDR4, Q_AH, Q_AND, Q_ARP, Q_ATALK, Q_CARP, Q_CLNP, Q_DECNET,
     Q_DEFAULT, Q_DST, Q_ESIS, Q_ESP, Q_GATEWAY, Q_HOST, Q_ICMP, Q_ICMPV6, Q_IGMP, Q_IGRP, Q_IP, Q_IPV6, Q_IPX,
@@ -23,13 +37,74 @@ from .parser import (
     Q_RA, Q_RADIO, Q_RARP, Q_SCA, Q_SCTP, Q_SRC, Q_STP, Q_TA, Q_TCP, Q_UDP, Q_VRRP,
 )
 
-# DLT values used by the generator
-DLT = {name: value for name, (value, _) in linktypes.DLT.items()}
+__all__ = ["CodeGen", "FilterError", "PCAP_NETMASK_UNKNOWN"]
+
 DLT_EN10MB, DLT_NULL, DLT_LOOP, DLT_ENC, DLT_RAW = DLT["EN10MB"], DLT["NULL"], DLT["LOOP"], DLT["ENC"], DLT["RAW"]
 DLT_IPV4, DLT_IPV6, DLT_SLL, DLT_SLL2 = DLT["IPV4"], DLT["IPV6"], DLT["LINUX_SLL"], DLT["LINUX_SLL2"]
 DLT_PPP, DLT_PPP_SERIAL, DLT_C_HDLC, DLT_SLIP = DLT["PPP"], DLT["PPP_SERIAL"], DLT["C_HDLC"], DLT["SLIP"]
+DLT_PPP_PPPD, DLT_PPP_ETHER, DLT_PPP_BSDOS, DLT_SLIP_BSDOS = (
+    DLT["PPP_PPPD"], DLT["PPP_ETHER"], DLT["PPP_BSDOS"], DLT["SLIP_BSDOS"])
+DLT_FDDI, DLT_IEEE802, DLT_ARCNET, DLT_ARCNET_LINUX = DLT["FDDI"], DLT["IEEE802"], DLT["ARCNET"], DLT["ARCNET_LINUX"]
+DLT_ATM_RFC1483, DLT_ATM_CLIP, DLT_SUNATM, DLT_IP_OVER_FC = (
+    DLT["ATM_RFC1483"], DLT["ATM_CLIP"], DLT["SUNATM"], DLT["IP_OVER_FC"])
+DLT_LTALK, DLT_FRELAY, DLT_MFR, DLT_IPNET = DLT["LTALK"], DLT["FRELAY"], DLT["MFR"], DLT["IPNET"]
+DLT_NETANALYZER, DLT_NETANALYZER_TRANSPARENT = DLT["NETANALYZER"], DLT["NETANALYZER_TRANSPARENT"]
+DLT_MTP2, DLT_MTP2_WITH_PHDR, DLT_ERF = DLT["MTP2"], DLT["MTP2_WITH_PHDR"], DLT["ERF"]
+DLT_BACNET_MS_TP, DLT_PFSYNC = DLT["BACNET_MS_TP"], DLT["PFSYNC"]
+JUNIPER_DLTS = tuple(DLT[n] for n in (
+    "JUNIPER_MFR", "JUNIPER_MLFR", "JUNIPER_MLPPP", "JUNIPER_ATM1", "JUNIPER_ATM2", "JUNIPER_PPPOE",
+    "JUNIPER_PPPOE_ATM", "JUNIPER_GGSN", "JUNIPER_ES", "JUNIPER_MONITOR", "JUNIPER_SERVICES", "JUNIPER_ETHER",
+    "JUNIPER_PPP", "JUNIPER_FRELAY", "JUNIPER_CHDLC", "JUNIPER_VP", "JUNIPER_ST", "JUNIPER_ISM", "JUNIPER_VS",
+    "JUNIPER_SRX_E2E", "JUNIPER_FIBRECHANNEL", "JUNIPER_ATM_CEMIC"))
+# Ethernet and Ethernet behind a fixed pseudo-header
+ETHER_DLTS = (DLT_EN10MB, DLT_NETANALYZER, DLT_NETANALYZER_TRANSPARENT)
+N = OFFSET_NOT_SET  # short for the table below
 
-OFFSET_NOT_SET = 0xFFFFFFFF
+# DLT -> (off_linktype, off_linkpl, off_nl, off_nl_nosnap), libpcap's init_linktype table.
+_LINK_OFFSETS: dict[int, tuple[int, int, int, int]] = {
+    DLT_ARCNET: (2, 6, 0, 0), DLT_ARCNET_LINUX: (4, 8, 0, 0),
+    DLT_EN10MB: (12, 14, 0, 3), DLT_SLIP: (N, 16, 0, 0), DLT_SLIP_BSDOS: (N, 24, 0, 0),
+    DLT_NULL: (0, 4, 0, 0), DLT_LOOP: (0, 4, 0, 0), DLT_ENC: (0, 12, 0, 0),
+    DLT_PPP: (2, 4, 0, 0), DLT_PPP_PPPD: (2, 4, 0, 0), DLT_C_HDLC: (2, 4, 0, 0), DLT_HDLC: (2, 4, 0, 0),
+    DLT_PPP_SERIAL: (2, 4, 0, 0), DLT_PPP_ETHER: (6, 8, 0, 0), DLT_PPP_BSDOS: (5, 24, 0, 0),
+    DLT_FDDI: (13, 13, 8, 3), DLT_IEEE802: (14, 14, 8, 3),
+    DLT_IEEE802_11: (24, 0, 8, 3), DLT_PRISM_HEADER: (24, 0, 8, 3), DLT_IEEE802_11_RADIO_AVS: (24, 0, 8, 3),
+    DLT_IEEE802_11_RADIO: (24, 0, 8, 3), DLT_PPI: (24, 0, 8, 3),
+    DLT_ATM_RFC1483: (0, 0, 8, 3), DLT_ATM_CLIP: (0, 0, 8, 3), DLT_SUNATM: (4, 4, 8, 3),
+    DLT_RAW: (N, 0, 0, 0), DLT_IPV4: (N, 0, 0, 0), DLT_IPV6: (N, 0, 0, 0),
+    DLT_SLL: (14, 16, 0, 0), DLT_SLL2: (0, 20, 0, 0), DLT_LTALK: (N, 0, 0, 0), DLT_IP_OVER_FC: (16, 16, 8, 3),
+    DLT_FRELAY: (N, 0, 0, 0), DLT_MFR: (N, 0, 4, 0), DLT["APPLE_IP_OVER_IEEE1394"]: (16, 18, 0, 0),
+    DLT["SYMANTEC_FIREWALL"]: (6, 44, 0, 0), DLT_PFLOG: (0, 0, 0, 0),
+    DLT["JUNIPER_ATM1"]: (4, 4, 0, 10), DLT["JUNIPER_ATM2"]: (8, 8, 0, 10),
+    DLT["JUNIPER_PPPOE"]: (16, 14, 18, 21), DLT["JUNIPER_ETHER"]: (16, 14, 18, 21),
+    DLT["JUNIPER_PPPOE_ATM"]: (4, 6, 0, N), DLT["JUNIPER_GGSN"]: (6, 12, 0, N), DLT["JUNIPER_ES"]: (6, N, N, N),
+    DLT["JUNIPER_MONITOR"]: (12, 12, 0, N), DLT_BACNET_MS_TP: (N, N, N, N), DLT["JUNIPER_SERVICES"]: (12, N, N, N),
+    DLT["JUNIPER_VP"]: (18, N, N, N), DLT["JUNIPER_ST"]: (18, N, N, N), DLT["JUNIPER_ISM"]: (8, N, N, N),
+    DLT["JUNIPER_VS"]: (8, N, N, N), DLT["JUNIPER_SRX_E2E"]: (8, N, N, N),
+    DLT["JUNIPER_FIBRECHANNEL"]: (8, N, N, N), DLT["JUNIPER_ATM_CEMIC"]: (8, N, N, N),
+    DLT_MTP2: (N, N, N, N), DLT_MTP2_WITH_PHDR: (N, N, N, N), DLT_ERF: (N, N, N, N),
+    DLT_PFSYNC: (N, 4, 0, 0), DLT["AX25_KISS"]: (N, N, N, N), DLT_IPNET: (1, 24, 0, N),
+    DLT_NETANALYZER: (16, 18, 0, 3), DLT_NETANALYZER_TRANSPARENT: (24, 26, 0, 3),
+}
+for _dlt in ("JUNIPER_MFR", "JUNIPER_MLFR", "JUNIPER_MLPPP", "JUNIPER_PPP", "JUNIPER_CHDLC", "JUNIPER_FRELAY"):
+    _LINK_OFFSETS[DLT[_dlt]] = (4, 4, 0, N)
+# SS7 over MTP2: offsets of the length indicator (normal, high-speed), SIO, OPC, DPC, SLS
+_SS7_OFFSETS = {DLT_MTP2: (2, 4, 3, 4, 4, 7), DLT_MTP2_WITH_PHDR: (6, 8, 7, 8, 8, 11), DLT_ERF: (22, 24, 23, 24, 24, 27)}
+# where the link-layer header itself starts, past a fixed pseudo-header
+_LINKHDR_OFFSETS = {DLT_NETANALYZER: 4, DLT_NETANALYZER_TRANSPARENT: 12}
+# link types whose filtering is refused outright, with libpcap's name for them
+_NO_LINKTYPE_FILTERING = {
+    DLT_MFR: "Multi-link Frame Relay", DLT["LINUX_IRDA"]: "IrDA", DLT["DOCSIS"]: "DOCSIS", DLT_MTP2: "MTP2",
+    DLT_MTP2_WITH_PHDR: "MTP2", DLT_ERF: "ERF", DLT_PFSYNC: "PFSYNC", DLT["LINUX_LAPD"]: "LAPD",
+    DLT["USB_FREEBSD"]: "USB", DLT["USB_LINUX"]: "USB", DLT["USB_LINUX_MMAPPED"]: "USB", DLT["USBPCAP"]: "USB",
+    DLT["BLUETOOTH_HCI_H4"]: "Bluetooth", DLT["BLUETOOTH_HCI_H4_WITH_PHDR"]: "Bluetooth",
+    DLT["CAN20B"]: "CAN", DLT["CAN_SOCKETCAN"]: "CAN", DLT["IEEE802_15_4"]: "IEEE 802.15.4",
+    DLT["IEEE802_15_4_LINUX"]: "IEEE 802.15.4", DLT["IEEE802_15_4_NONASK_PHY"]: "IEEE 802.15.4",
+    DLT["IEEE802_15_4_NOFCS"]: "IEEE 802.15.4", DLT["IEEE802_15_4_TAP"]: "IEEE 802.15.4",
+    DLT["IEEE802_16_MAC_CPS_RADIO"]: "IEEE 802.16", DLT["SITA"]: "SITA", DLT["RAIF1"]: "RAIF1",
+    DLT["IPMB_KONTRON"]: "IPMB", DLT["IPMB_LINUX"]: "IPMB", DLT["AX25_KISS"]: "AX.25", DLT["NFLOG"]: "NFLOG",
+}
+
 ETHERMTU = 1500
 ETHERTYPE_IP, ETHERTYPE_ARP, ETHERTYPE_REVARP, ETHERTYPE_IPV6 = 0x0800, 0x0806, 0x8035, 0x86DD
 ETHERTYPE_ATALK, ETHERTYPE_AARP, ETHERTYPE_DN, ETHERTYPE_SCA, ETHERTYPE_LAT = 0x809B, 0x80F3, 0x6003, 0x6007, 0x6004
@@ -40,7 +115,10 @@ LLCSAP_IP, LLCSAP_ISONS, LLCSAP_NETBEUI, LLCSAP_IPX, LLCSAP_8021D, LLCSAP_SNAP =
 LINUX_SLL_P_802_3, LINUX_SLL_P_802_2, LINUX_SLL_OUTGOING = 0x0001, 0x0004, 4
 PPP_IP, PPP_IPV6, PPP_DECNET, PPP_APPLE, PPP_NS, PPP_OSI, PPP_BRPDU, PPP_IPX = (
     0x0021, 0x0057, 0x0027, 0x0029, 0x0025, 0x0023, 0x0031, 0x002B)
-PPP_MPLS_UCAST = 0x0281
+PPP_VJC, PPP_VJNC, PPP_MPLS_UCAST = 0x002D, 0x002F, 0x0281
+ARCTYPE_IP_OLD, ARCTYPE_ARP_OLD, ARCTYPE_IP, ARCTYPE_ARP, ARCTYPE_REVARP, ARCTYPE_ATALK, ARCTYPE_INET6 = (
+    240, 241, 212, 213, 214, 221, 0xC4)
+IPH_AF_INET, IPH_AF_INET6, IPNET_OUTBOUND, IPNET_INBOUND = 2, 26, 1, 2
 ISO8473_CLNP, ISO9542_ESIS, ISO10589_ISIS = 0x81, 0x82, 0x83
 ISIS_L1_LAN_IIH, ISIS_L2_LAN_IIH, ISIS_PTP_IIH = 15, 16, 17
 ISIS_L1_LSP, ISIS_L2_LSP, ISIS_L1_CSNP, ISIS_L2_CSNP, ISIS_L1_PSNP, ISIS_L2_PSNP = 18, 20, 24, 25, 26, 27
@@ -53,34 +131,11 @@ GENEVE_PORT = 6081
 SKF_AD_OFF = -0x1000 & M32
 SKF_AD_PKTTYPE, SKF_AD_IFINDEX = 4, 8
 PACKET_OUTGOING = 4
-PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
-
-# OR_* offset bases
-OR_PACKET, OR_LINKHDR, OR_PREVLINKHDR, OR_LLC, OR_PREVMPLSHDR, OR_LINKPL, OR_LINKPL_NOSNAP, OR_LINKTYPE = range(8)
-OR_TRAN_IPV4, OR_TRAN_IPV6 = 8, 9
-
-
-class FilterError(CompileError):
-    """A filter expression libpcap would also refuse; the message is in tcpdump's terms."""
-
-
-def bpf_error(message: str):
-    raise FilterError(message)
-
-
-class AbsOffset:
-    """An offset that is a constant, or a constant plus a value kept in a scratch register."""
-
-    __slots__ = ("constant_part", "is_variable", "reg")
-
-    def __init__(self, constant_part: int = 0, is_variable: bool = False, reg: int = -1):
-        self.constant_part = constant_part
-        self.is_variable = is_variable
-        self.reg = reg
-
-    def copy(self) -> "AbsOffset":
-        return AbsOffset(self.constant_part, self.is_variable, self.reg)
-
+PPP_PPPD_IN, PPP_PPPD_OUT = 0x00, 0x01
+LLC_S_FMT, LLC_U_FMT, LLC_S_CMD_MASK, LLC_U_CMD_MASK = 1, 3, 0x0F, 0xEF
+LLC_S_SUBTYPES = {"rr": 0x01, "rnr": 0x05, "rej": 0x09}
+LLC_U_SUBTYPES = {"ui": 0x03, "ua": 0x63, "disc": 0x43, "dm": 0x0F, "sabme": 0x6F, "test": 0xE3, "xid": 0xAF,
+                  "frmr": 0x87}
 
 _QUAL_NAMES = {
     Q_SCTP: "sctp", Q_TCP: "tcp", Q_UDP: "udp", Q_ICMP: "icmp", Q_IGMP: "igmp", Q_IGRP: "igrp", Q_ICMPV6: "icmp6",
@@ -95,6 +150,14 @@ _ADDR_QUAL_ERRORS = {
     Q_ADDR3: "'addr3' and 'address3' are", Q_ADDR4: "'addr4' and 'address4' are",
     Q_RA: "'ra' is", Q_TA: "'ta' is",
 }
+# MAC-address link types: (source offset, destination offset) of the addresses in the link header,
+# and how libpcap names the link type in "unknown ... host" messages
+_MAC_HOST_OFFSETS = {DLT_EN10MB: (6, 0), DLT_NETANALYZER: (6, 0), DLT_NETANALYZER_TRANSPARENT: (6, 0),
+                     DLT_FDDI: (7, 1), DLT_IEEE802: (8, 2), DLT_IP_OVER_FC: (10, 2)}
+_MAC_HOST_NAMES = {DLT_EN10MB: "ether", DLT_NETANALYZER: "ether", DLT_NETANALYZER_TRANSPARENT: "ether",
+                   DLT_FDDI: "FDDI", DLT_IEEE802: "token ring", DLT_IP_OVER_FC: "Fibre Channel",
+                   **{d: "802.11" for d in WLAN_DLTS}}
+_MAC_LINKS = "ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel"
 
 
 class Arth:
@@ -108,173 +171,34 @@ class Arth:
         self.b: Block | None = None
 
 
-class CodeGen:
+class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
     def __init__(self, linktype: int, snaplen: int, netmask: int = PCAP_NETMASK_UNKNOWN):
-        self.snaplen = snaplen
-        self.netmask = netmask
-        self.no_optimize = False
-        self.regused = [False] * I.MEMWORDS
-        self.curreg = 0
+        super().__init__(linktype, snaplen, netmask)
         self.init_linktype(linktype)
 
     # -- link layer ---------------------------------------------------------
     def init_linktype(self, linktype: int) -> None:
-        self.outermostlinktype = self.prevlinktype = self.linktype = linktype
-        self.off_linkhdr = AbsOffset()
-        self.off_prevlinkhdr = AbsOffset()
-        self.off_outermostlinkhdr = AbsOffset()
-        self.off_linkpl = AbsOffset()
-        self.off_linktype = AbsOffset()
-        self.is_geneve = False
-        self.is_vlan_vloffset = False
-        self.label_stack_depth = 0
-        self.vlan_stack_depth = 0
-        table = {
-            DLT_EN10MB: (12, 14, 0, 3),
-            DLT_SLIP: (OFFSET_NOT_SET, 16, 0, 0),
-            DLT_NULL: (0, 4, 0, 0), DLT_LOOP: (0, 4, 0, 0),
-            DLT_ENC: (0, 12, 0, 0),
-            DLT_PPP: (2, 4, 0, 0), DLT_PPP_SERIAL: (2, 4, 0, 0), DLT_C_HDLC: (2, 4, 0, 0),
-            DLT_RAW: (OFFSET_NOT_SET, 0, 0, 0), DLT_IPV4: (OFFSET_NOT_SET, 0, 0, 0),
-            DLT_IPV6: (OFFSET_NOT_SET, 0, 0, 0),
-            DLT_SLL: (14, 16, 0, 0),
-            DLT_SLL2: (0, 20, 0, 0),
-        }
-        if linktype not in table:
-            raise NotSupportedError(
-                f"filter compilation for link-layer type {linktypes.dlt_name(linktype)} "
-                f"({linktypes.description(linktype)})",
-                reason="pybpf compiles filters for " + ", ".join(linktypes.SUPPORTED))
-        lt, pl, nl, nl_nosnap = table[linktype]
-        self.off_linktype.constant_part = lt
-        self.off_linkpl.constant_part = pl
-        self.off_nl = nl
-        self.off_nl_nosnap = nl_nosnap
+        """Where the link-layer type field, the payload and the network header are for this DLT."""
+        offsets = _LINK_OFFSETS.get(linktype)
+        if offsets is None:
+            if not linktypes.MATCHING_MIN <= linktype <= linktypes.MATCHING_MAX:
+                bpf_error(f"unknown data link type {linktype} (min {linktypes.MATCHING_MIN}, "
+                          f"max {linktypes.MATCHING_MAX})")
+            offsets = (N, N, N, N)  # only link[...] loads make sense
+        self.off_linktype.constant_part, self.off_linkpl.constant_part, self.off_nl, self.off_nl_nosnap = offsets
+        self.off_linkhdr.constant_part = _LINKHDR_OFFSETS.get(linktype, 0)
+        if linktype in RADIO_DLTS or linktype == DLT_PPI:
+            self.off_linkhdr.is_variable = True
+        if linktype in WLAN_DLTS or linktype == DLT_PFLOG:
+            self.off_linkpl.is_variable = True
+        if linktype == DLT_SUNATM:
+            self.is_atm = True
+            self.off_vpi, self.off_vci, self.off_proto, self.off_payload = 1, 2, 0, 4
+        if linktype in _SS7_OFFSETS:
+            (self.off_li, self.off_li_hsl, self.off_sio, self.off_opc, self.off_dpc,
+             self.off_sls) = _SS7_OFFSETS[linktype]
         self.off_outermostlinkhdr = self.off_linkhdr.copy()
         self.off_prevlinkhdr = self.off_linkhdr.copy()
-
-    # -- registers ----------------------------------------------------------
-    def alloc_reg(self) -> int:
-        for _ in range(I.MEMWORDS):
-            if self.regused[self.curreg]:
-                self.curreg = (self.curreg + 1) % I.MEMWORDS
-            else:
-                self.regused[self.curreg] = True
-                return self.curreg
-        bpf_error("too many registers needed to evaluate expression")
-
-    def free_reg(self, n: int) -> None:
-        self.regused[n] = False
-
-    # -- primitive loads and comparisons -----------------------------------------
-    def gen_abs_offset_varpart(self, off: AbsOffset) -> Stmt | None:
-        if off.is_variable:
-            if off.reg == -1:
-                off.reg = self.alloc_reg()
-            return Stmt(I.LDX | I.MEM, off.reg)
-        return None
-
-    def gen_load_absoffsetrel(self, off: AbsOffset, offset: int, size: int) -> Stmt:
-        s = self.gen_abs_offset_varpart(off)
-        if s is not None:
-            sappend(s, Stmt(I.LD | I.IND | size, off.constant_part + offset))
-            return s
-        return Stmt(I.LD | I.ABS | size, off.constant_part + offset)
-
-    def gen_load_a(self, offrel: int, offset: int, size: int) -> Stmt:
-        if offrel == OR_PACKET:
-            return Stmt(I.LD | I.ABS | size, offset)
-        if offrel == OR_LINKHDR:
-            return self.gen_load_absoffsetrel(self.off_linkhdr, offset, size)
-        if offrel == OR_PREVLINKHDR:
-            return self.gen_load_absoffsetrel(self.off_prevlinkhdr, offset, size)
-        if offrel == OR_LLC:
-            return self.gen_load_absoffsetrel(self.off_linkpl, offset, size)
-        if offrel == OR_PREVMPLSHDR:
-            return self.gen_load_absoffsetrel(self.off_linkpl, self.off_nl - 4 + offset, size)
-        if offrel == OR_LINKPL:
-            return self.gen_load_absoffsetrel(self.off_linkpl, self.off_nl + offset, size)
-        if offrel == OR_LINKPL_NOSNAP:
-            return self.gen_load_absoffsetrel(self.off_linkpl, self.off_nl_nosnap + offset, size)
-        if offrel == OR_LINKTYPE:
-            return self.gen_load_absoffsetrel(self.off_linktype, offset, size)
-        if offrel == OR_TRAN_IPV4:
-            s = self.gen_loadx_iphdrlen()
-            sappend(s, Stmt(I.LD | I.IND | size, self.off_linkpl.constant_part + self.off_nl + offset))
-            return s
-        return self.gen_load_absoffsetrel(self.off_linkpl, self.off_nl + 40 + offset, size)  # OR_TRAN_IPV6
-
-    def gen_loadx_iphdrlen(self) -> Stmt:
-        s = self.gen_abs_offset_varpart(self.off_linkpl)
-        if s is not None:
-            sappend(s, Stmt(I.LD | I.IND | I.B, self.off_linkpl.constant_part + self.off_nl))
-            sappend(s, Stmt(I.ALU | I.AND | I.K, 0xF))
-            sappend(s, Stmt(I.ALU | I.LSH | I.K, 2))
-            sappend(s, Stmt(I.ALU | I.ADD | I.X))
-            sappend(s, Stmt(I.MISC | I.TAX))
-            return s
-        return Stmt(I.LDX | I.MSH | I.B, self.off_linkpl.constant_part + self.off_nl)
-
-    def gen_ncmp(self, offrel: int, offset: int, size: int, mask: int, jtype: int, reverse: bool, v: int) -> Block:
-        s = self.gen_load_a(offrel, offset, size)
-        if mask != 0xFFFFFFFF:
-            sappend(s, Stmt(I.ALU | I.AND | I.K, mask))
-        b = Block(JMP(jtype), v)
-        b.stmts = s
-        if reverse and jtype in (I.JGT, I.JGE):
-            gen_not(b)
-        return b
-
-    def gen_cmp(self, offrel, offset, size, v):
-        return self.gen_ncmp(offrel, offset, size, 0xFFFFFFFF, I.JEQ, False, v)
-
-    def gen_cmp_gt(self, offrel, offset, size, v):
-        return self.gen_ncmp(offrel, offset, size, 0xFFFFFFFF, I.JGT, False, v)
-
-    def gen_cmp_ge(self, offrel, offset, size, v):
-        return self.gen_ncmp(offrel, offset, size, 0xFFFFFFFF, I.JGE, False, v)
-
-    def gen_cmp_lt(self, offrel, offset, size, v):
-        return self.gen_ncmp(offrel, offset, size, 0xFFFFFFFF, I.JGE, True, v)
-
-    def gen_cmp_le(self, offrel, offset, size, v):
-        return self.gen_ncmp(offrel, offset, size, 0xFFFFFFFF, I.JGT, True, v)
-
-    def gen_mcmp(self, offrel, offset, size, v, mask):
-        return self.gen_ncmp(offrel, offset, size, mask, I.JEQ, False, v)
-
-    def gen_bcmp(self, offrel: int, offset: int, data: bytes) -> Block:
-        b = None
-        size = len(data)
-        while size >= 4:
-            tmp = self.gen_cmp(offrel, offset + size - 4, I.W, int.from_bytes(data[size - 4:size], "big"))
-            if b is not None:
-                gen_and(b, tmp)
-            b = tmp
-            size -= 4
-        while size >= 2:
-            tmp = self.gen_cmp(offrel, offset + size - 2, I.H, int.from_bytes(data[size - 2:size], "big"))
-            if b is not None:
-                gen_and(b, tmp)
-            b = tmp
-            size -= 2
-        if size > 0:
-            tmp = self.gen_cmp(offrel, offset, I.B, data[0])
-            if b is not None:
-                gen_and(b, tmp)
-            b = tmp
-        return b
-
-    def gen_uncond(self, rsense: bool) -> Block:
-        b = Block(JMP(I.JEQ))
-        b.stmts = Stmt(I.LD | I.IMM, 0 if rsense else 1)
-        return b
-
-    def gen_true(self) -> Block:
-        return self.gen_uncond(True)
-
-    def gen_false(self) -> Block:
-        return self.gen_uncond(False)
 
     # -- link-layer protocol tests -----------------------------------------------
     def gen_ether_linktype(self, ll_proto: int) -> Block:
@@ -349,6 +273,18 @@ class CodeGen:
             return b1
         return self.gen_cmp(OR_LINKTYPE, 0, I.H, ll_proto)
 
+    def gen_llc_linktype(self, ll_proto: int) -> Block:
+        """Link types that carry 802.2 LLC (and SNAP for Ethernet types)."""
+        if ll_proto in (LLCSAP_IP, LLCSAP_ISONS, LLCSAP_NETBEUI):
+            return self.gen_cmp(OR_LLC, 0, I.H, (ll_proto << 8) | ll_proto)
+        if ll_proto == LLCSAP_IPX:
+            return self.gen_cmp(OR_LLC, 0, I.B, LLCSAP_IPX)
+        if ll_proto == ETHERTYPE_ATALK:
+            return self.gen_snap(0x080007, ETHERTYPE_ATALK)
+        if ll_proto <= ETHERMTU:
+            return self.gen_cmp(OR_LLC, 0, I.B, ll_proto)
+        return self.gen_cmp(OR_LLC, 6, I.H, ll_proto)
+
     def gen_snap(self, orgcode: int, ptype: int) -> Block:
         data = bytes([LLCSAP_SNAP, LLCSAP_SNAP, 0x03, (orgcode >> 16) & 0xFF, (orgcode >> 8) & 0xFF,
                       orgcode & 0xFF, (ptype >> 8) & 0xFF, ptype & 0xFF])
@@ -356,12 +292,17 @@ class CodeGen:
 
     def gen_loopback_linktype(self, ll_proto: int) -> Block:
         if self.linktype in (DLT_NULL, DLT_ENC):
-            ll_proto = int.from_bytes(ll_proto.to_bytes(4, "little"), "big")  # host order on little-endian x86
+            ll_proto = swap32(ll_proto)  # host order on little-endian x86
         return self.gen_cmp(OR_LINKHDR, 0, I.W, ll_proto)
 
     def gen_prevlinkhdr_check(self) -> Block | None:
         if self.is_geneve:
             return self.gen_geneve_ll_check()
+        if self.prevlinktype == DLT_SUNATM:
+            # LANE data frames, not LE control frames (which start with 0xFF00)
+            b0 = self.gen_cmp(OR_PREVLINKHDR, 4, I.H, 0xFF00)
+            gen_not(b0)
+            return b0
         return None
 
     @staticmethod
@@ -371,22 +312,35 @@ class CodeGen:
                 LLCSAP_8021D: PPP_BRPDU, LLCSAP_IPX: PPP_IPX}.get(ll_proto, ll_proto)
 
     def gen_linktype(self, ll_proto: int) -> Block:
+        """A test that the packet carries ll_proto (an Ethernet type, or an LLC SAP when <= 1500)."""
         if self.label_stack_depth > 0:
             return self.gen_mpls_linktype(ll_proto)
         lt = self.linktype
-        if lt == DLT_EN10MB:
+        if lt in ETHER_DLTS:
             b0 = self.gen_prevlinkhdr_check() if not self.is_geneve else None
             b1 = self.gen_ether_linktype(ll_proto)
             if b0 is not None:
                 gen_and(b0, b1)
             return b1
-        if lt == DLT_C_HDLC:
+        if lt in (DLT_C_HDLC, DLT_HDLC):
             if ll_proto == LLCSAP_ISONS:
                 ll_proto = (ll_proto << 8) | LLCSAP_ISONS
             return self.gen_cmp(OR_LINKTYPE, 0, I.H, ll_proto)
+        if lt in WLAN_DLTS:
+            b0 = self.gen_check_802_11_data_frame()
+            b1 = self.gen_llc_linktype(ll_proto)
+            gen_and(b0, b1)
+            return b1
+        if lt in (DLT_FDDI, DLT_IEEE802, DLT_ATM_RFC1483, DLT_ATM_CLIP, DLT_IP_OVER_FC):
+            return self.gen_llc_linktype(ll_proto)
+        if lt == DLT_SUNATM:
+            b0 = self.gen_atmfield_code(A_PROTOTYPE, PT_LLC, I.JEQ, False)
+            b1 = self.gen_llc_linktype(ll_proto)
+            gen_and(b0, b1)
+            return b1
         if lt == DLT_SLL:
             return self.gen_linux_sll_linktype(ll_proto)
-        if lt in (DLT_SLIP, DLT_RAW):
+        if lt in (DLT_SLIP, DLT_SLIP_BSDOS, DLT_RAW):
             if ll_proto == ETHERTYPE_IP:
                 return self.gen_mcmp(OR_LINKHDR, 0, I.B, 0x40, 0xF0)
             if ll_proto == ETHERTYPE_IPV6:
@@ -396,7 +350,17 @@ class CodeGen:
             return self.gen_true() if ll_proto == ETHERTYPE_IP else self.gen_false()
         if lt == DLT_IPV6:
             return self.gen_true() if ll_proto == ETHERTYPE_IPV6 else self.gen_false()
-        if lt in (DLT_PPP, DLT_PPP_SERIAL):
+        if lt in (DLT_PPP, DLT_PPP_PPPD, DLT_PPP_SERIAL, DLT_PPP_ETHER):
+            return self.gen_cmp(OR_LINKTYPE, 0, I.H, self.ethertype_to_ppptype(ll_proto))
+        if lt == DLT_PPP_BSDOS:
+            if ll_proto == ETHERTYPE_IP:
+                # also Van Jacobson compressed and uncompressed TCP/IP
+                b0 = self.gen_cmp(OR_LINKTYPE, 0, I.H, PPP_IP)
+                b1 = self.gen_cmp(OR_LINKTYPE, 0, I.H, PPP_VJC)
+                gen_or(b0, b1)
+                b0 = self.gen_cmp(OR_LINKTYPE, 0, I.H, PPP_VJNC)
+                gen_or(b1, b0)
+                return b0
             return self.gen_cmp(OR_LINKTYPE, 0, I.H, self.ethertype_to_ppptype(ll_proto))
         if lt in (DLT_NULL, DLT_LOOP, DLT_ENC):
             if ll_proto == ETHERTYPE_IP:
@@ -404,10 +368,68 @@ class CodeGen:
             if ll_proto == ETHERTYPE_IPV6:
                 return self.gen_loopback_linktype(AF_INET6)
             return self.gen_false()
-        # LINUX_SLL2 and anything with a plain type field at off_linktype
+        if lt == DLT_PFLOG:
+            if ll_proto == ETHERTYPE_IP:
+                return self.gen_cmp(OR_LINKHDR, 1, I.B, AF_INET)
+            if ll_proto == ETHERTYPE_IPV6:
+                return self.gen_cmp(OR_LINKHDR, 1, I.B, AF_INET6)
+            return self.gen_false()
+        if lt in (DLT_ARCNET, DLT_ARCNET_LINUX):
+            return self._arcnet_linktype(ll_proto)
+        if lt == DLT_LTALK:
+            return self.gen_true() if ll_proto == ETHERTYPE_ATALK else self.gen_false()
+        if lt == DLT_FRELAY:
+            return self._frelay_linktype(ll_proto)
+        if lt in JUNIPER_DLTS:
+            # only the "MGC" magic number of Juniper's header can be checked
+            return self.gen_mcmp(OR_LINKHDR, 0, I.W, 0x4D474300, 0xFFFFFF00)
+        if lt == DLT_BACNET_MS_TP:
+            return self.gen_mcmp(OR_LINKHDR, 0, I.W, 0x55FF0000, 0xFFFF0000)
+        if lt == DLT_IPNET:
+            if ll_proto == ETHERTYPE_IP:
+                return self.gen_cmp(OR_LINKTYPE, 0, I.B, IPH_AF_INET)
+            if ll_proto == ETHERTYPE_IPV6:
+                return self.gen_cmp(OR_LINKTYPE, 0, I.B, IPH_AF_INET6)
+            return self.gen_false()
+        if lt in _NO_LINKTYPE_FILTERING:
+            bpf_error(f"{_NO_LINKTYPE_FILTERING[lt]} link-layer type filtering not implemented")
         if self.off_linktype.constant_part != OFFSET_NOT_SET:
             return self.gen_cmp(OR_LINKTYPE, 0, I.H, ll_proto)
         bpf_error(f"{linktypes.description(lt)} link-layer type filtering not implemented")
+
+    def _arcnet_linktype(self, ll_proto: int) -> Block:
+        def both(new: int, old: int) -> Block:
+            b0 = self.gen_cmp(OR_LINKTYPE, 0, I.B, new)
+            b1 = self.gen_cmp(OR_LINKTYPE, 0, I.B, old)
+            gen_or(b0, b1)
+            return b1
+
+        if ll_proto == ETHERTYPE_IPV6:
+            return self.gen_cmp(OR_LINKTYPE, 0, I.B, ARCTYPE_INET6)
+        if ll_proto == ETHERTYPE_IP:
+            return both(ARCTYPE_IP, ARCTYPE_IP_OLD)
+        if ll_proto == ETHERTYPE_ARP:
+            return both(ARCTYPE_ARP, ARCTYPE_ARP_OLD)
+        if ll_proto == ETHERTYPE_REVARP:
+            return self.gen_cmp(OR_LINKTYPE, 0, I.B, ARCTYPE_REVARP)
+        if ll_proto == ETHERTYPE_ATALK:
+            return self.gen_cmp(OR_LINKTYPE, 0, I.B, ARCTYPE_ATALK)
+        return self.gen_false()
+
+    def _frelay_linktype(self, ll_proto: int) -> Block:
+        """Frame Relay: a UI control byte followed by an NLPID."""
+        if ll_proto == ETHERTYPE_IP:
+            return self.gen_cmp(OR_LINKHDR, 2, I.H, 0x0300 | 0xCC)
+        if ll_proto == ETHERTYPE_IPV6:
+            return self.gen_cmp(OR_LINKHDR, 2, I.H, 0x0300 | 0x8E)
+        if ll_proto == LLCSAP_ISONS:
+            b0 = self.gen_cmp(OR_LINKHDR, 2, I.H, 0x0300 | ISO8473_CLNP)
+            b1 = self.gen_cmp(OR_LINKHDR, 2, I.H, 0x0300 | ISO9542_ESIS)
+            b2 = self.gen_cmp(OR_LINKHDR, 2, I.H, 0x0300 | ISO10589_ISIS)
+            gen_or(b1, b2)
+            gen_or(b0, b2)
+            return b2
+        return self.gen_false()
 
     def gen_mpls_linktype(self, ll_proto: int) -> Block:
         if ll_proto in (ETHERTYPE_IP, ETHERTYPE_IPV6):
@@ -416,6 +438,46 @@ class CodeGen:
             gen_and(b0, b1)
             return b1
         bpf_error("unsupported protocol over mpls")
+
+    # -- 802.2 LLC ----------------------------------------------------------------------
+    def gen_llc_internal(self) -> Block:
+        lt = self.linktype
+        if lt == DLT_EN10MB:
+            b0 = self.gen_cmp_gt(OR_LINKTYPE, 0, I.H, ETHERMTU)
+            gen_not(b0)
+            b1 = self.gen_cmp(OR_LLC, 0, I.H, 0xFFFF)  # not NetWare 802.3
+            gen_not(b1)
+            gen_and(b0, b1)
+            return b1
+        if lt == DLT_SUNATM:
+            return self.gen_atmtype_llc()
+        if lt in (DLT_IEEE802, DLT_FDDI, DLT_ATM_RFC1483):
+            return self.gen_true()
+        if lt in WLAN_DLTS:
+            return self.gen_check_802_11_data_frame()
+        bpf_error(f"'llc' not supported for {linktypes.description(lt)}")
+
+    def gen_llc(self, name: str | None) -> Block:
+        """`llc`, `llc i|s|u`, `llc rr|rnr|rej` (S frames), `llc ui|ua|disc|dm|sabme|test|xid|frmr` (U)."""
+        if name is None:
+            return self.gen_llc_internal()
+        lname = name.lower()
+        if lname not in ("i", "s", "u") and lname not in LLC_S_SUBTYPES and lname not in LLC_U_SUBTYPES:
+            bpf_error(f'unknown LLC type name "{name}"')
+        b0 = self.gen_llc_internal()
+        if lname == "i":
+            b1 = self.gen_jset(OR_LLC, 2, I.B, 0x01)
+            gen_not(b1)
+        elif lname == "s":
+            b1 = self.gen_mcmp(OR_LLC, 2, I.B, LLC_S_FMT, 0x03)
+        elif lname == "u":
+            b1 = self.gen_mcmp(OR_LLC, 2, I.B, LLC_U_FMT, 0x03)
+        elif lname in LLC_S_SUBTYPES:
+            b1 = self.gen_mcmp(OR_LLC, 2, I.B, LLC_S_SUBTYPES[lname], LLC_S_CMD_MASK)
+        else:
+            b1 = self.gen_mcmp(OR_LLC, 2, I.B, LLC_U_SUBTYPES[lname], LLC_U_CMD_MASK)
+        gen_and(b0, b1)
+        return b1
 
     # -- hosts and networks -----------------------------------------------------
     @staticmethod
@@ -467,17 +529,39 @@ class CodeGen:
         gen_and(b0, b1)
         return b1
 
-    def gen_ehostop(self, eaddr: bytes, d: int) -> Block:
+    def gen_machostop(self, eaddr: bytes, d: int, src_off: int, dst_off: int, qual_error_suffix: str) -> Block:
+        """Ethernet, FDDI, token ring, Fibre Channel and ARCnet addresses at fixed link-header offsets."""
         if d == Q_SRC:
-            return self.gen_bcmp(OR_LINKHDR, 6, eaddr)
+            return self.gen_bcmp(OR_LINKHDR, src_off, eaddr)
         if d == Q_DST:
-            return self.gen_bcmp(OR_LINKHDR, 0, eaddr)
+            return self.gen_bcmp(OR_LINKHDR, dst_off, eaddr)
         if d in (Q_AND, Q_OR, Q_DEFAULT):
-            b0 = self.gen_ehostop(eaddr, Q_SRC)
-            b1 = self.gen_ehostop(eaddr, Q_DST)
+            b0 = self.gen_machostop(eaddr, Q_SRC, src_off, dst_off, qual_error_suffix)
+            b1 = self.gen_machostop(eaddr, Q_DST, src_off, dst_off, qual_error_suffix)
             (gen_and if d == Q_AND else gen_or)(b0, b1)
             return b1
-        bpf_error(f"{_ADDR_QUAL_ERRORS[d]} only supported on 802.11 with 802.11 headers")
+        bpf_error(f"{_ADDR_QUAL_ERRORS[d]} only supported on 802.11{qual_error_suffix}")
+
+    def gen_ehostop(self, eaddr: bytes, d: int) -> Block:
+        return self.gen_machostop(eaddr, d, 6, 0, " with 802.11 headers")
+
+    def gen_ahostop(self, eaddr: bytes, d: int) -> Block:
+        """ARCnet: one-byte source and destination addresses."""
+        return self.gen_machostop(eaddr[:1], d, 0, 1, "")
+
+    def gen_link_hostop(self, eaddr: bytes, d: int) -> Block:
+        """A MAC address test on the current MAC link type (the caller checked it is one)."""
+        lt = self.linktype
+        if lt in WLAN_DLTS:
+            return self.gen_wlanhostop(eaddr, d)
+        if lt in ETHER_DLTS:
+            tmp = self.gen_prevlinkhdr_check()
+            b = self.gen_ehostop(eaddr, d)
+            if tmp is not None:
+                gen_and(tmp, b)
+            return b
+        src_off, dst_off = _MAC_HOST_OFFSETS[lt]
+        return self.gen_machostop(eaddr, d, src_off, dst_off, "")
 
     def gen_dnhostop(self, addr: int, d: int) -> Block:
         if d == Q_DST:
@@ -555,12 +639,9 @@ class CodeGen:
             bpf_error("direction applied to 'gateway'")
         if proto not in (Q_DEFAULT, Q_IP, Q_ARP, Q_RARP):
             bpf_error("illegal modifier of 'gateway'")
-        if self.linktype != DLT_EN10MB:
-            bpf_error("'gateway' supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel")
-        b1 = self.gen_prevlinkhdr_check()
-        b0 = self.gen_ehostop(eaddr, Q_OR)
-        if b1 is not None:
-            gen_and(b1, b0)
+        if self.linktype not in _MAC_HOST_NAMES:
+            bpf_error(f"'gateway' supported only on {_MAC_LINKS}")
+        b0 = self.gen_link_hostop(eaddr, Q_OR)
         b1 = None
         for family, packed in addrs:
             if family != AF_INET:
@@ -644,7 +725,9 @@ class CodeGen:
             gen_and(b0, b1)
             return b1
         if proto == Q_ISO:
-            if self.linktype == DLT_C_HDLC:
+            if self.linktype == DLT_FRELAY:
+                return self.gen_cmp(OR_LINKHDR, 2, I.H, 0x0300 | v)
+            if self.linktype in (DLT_C_HDLC, DLT_HDLC):
                 b0 = self.gen_linktype((LLCSAP_ISONS << 8) | LLCSAP_ISONS)
                 b1 = self.gen_cmp(OR_LINKPL_NOSNAP, 1, I.B, v)
             else:
@@ -876,17 +959,13 @@ class CodeGen:
             return self.gen_host(addr, mask, proto, d, q.addr)
         if q.addr in (Q_DEFAULT, Q_HOST):
             if proto == Q_LINK:
-                if self.linktype != DLT_EN10MB:
-                    bpf_error("only ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel supports "
-                              "link-level host name")
+                if self.linktype not in _MAC_HOST_NAMES:
+                    bpf_error(f"only {_MAC_LINKS} supports link-level host name")
                 eaddr = names.ether_host(name)
                 if eaddr is None:
-                    bpf_error(f"unknown ether host '{name}' (pybpf reads only /etc/ethers, no network lookups)")
-                tmp = self.gen_prevlinkhdr_check()
-                b = self.gen_ehostop(eaddr, d)
-                if tmp is not None:
-                    gen_and(tmp, b)
-                return b
+                    bpf_error(f"unknown {_MAC_HOST_NAMES[self.linktype]} host '{name}' "
+                              "(pybpf reads only /etc/ethers, no network lookups)")
+                return self.gen_link_hostop(eaddr, d)
             if proto == Q_DECNET:
                 bpf_error(f"decnet name support not included, '{name}' cannot be translated")
             addrs = names.host_addresses(name)
@@ -1055,15 +1134,18 @@ class CodeGen:
     def gen_ecode(self, s: str, q) -> Block:
         if q.addr in (Q_HOST, Q_DEFAULT) and q.proto == Q_LINK:
             eaddr = names.ether_aton(s)
-            if self.linktype != DLT_EN10MB:
-                bpf_error("ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/"
-                          "Fibre Channel")
-            tmp = self.gen_prevlinkhdr_check()
-            b = self.gen_ehostop(eaddr, q.dir)
-            if tmp is not None:
-                gen_and(tmp, b)
-            return b
+            if self.linktype not in _MAC_HOST_OFFSETS and self.linktype not in WLAN_DLTS:
+                bpf_error(f"ethernet addresses supported only on {_MAC_LINKS}")
+            return self.gen_link_hostop(eaddr, q.dir)
         bpf_error("ethernet address used in non-ether expression")
+
+    def gen_acode(self, s: str, q) -> Block:
+        """An ARCnet address ($hh)."""
+        if self.linktype not in (DLT_ARCNET, DLT_ARCNET_LINUX):
+            bpf_error("aid supported only on ARCnet")
+        if q.addr in (Q_HOST, Q_DEFAULT) and q.proto == Q_LINK:
+            return self.gen_ahostop(names.ether_aton(s), q.dir)
+        bpf_error("ARCnet address used in non-arc expression")
 
     # -- arithmetic -----------------------------------------------------------------
     def xfer_to_x(self, a: Arth) -> Stmt:
@@ -1079,8 +1161,12 @@ class CodeGen:
         if size_code is None:
             bpf_error("data size must be 1, 2, or 4")
         if proto == Q_RADIO:
-            bpf_error("radio information not present in capture")
-        if proto == Q_LINK:
+            if self.linktype not in RADIO_DLTS:
+                bpf_error("radio information not present in capture")
+            s = self.xfer_to_x(inst)
+            sappend(s, Stmt(I.LD | I.IND | size_code, 0))
+            sappend(inst.s, s)
+        elif proto == Q_LINK:
             s = self.gen_abs_offset_varpart(self.off_linkhdr)
             if s is not None:
                 sappend(s, self.xfer_to_a(inst))
@@ -1229,13 +1315,12 @@ class CodeGen:
 
     def gen_broadcast(self, proto: int) -> Block:
         if proto in (Q_DEFAULT, Q_LINK):
-            if self.linktype != DLT_EN10MB:
+            lt = self.linktype
+            if lt in (DLT_ARCNET, DLT_ARCNET_LINUX):
+                return self.gen_ahostop(b"\x00", Q_DST)
+            if lt not in _MAC_HOST_NAMES:
                 bpf_error("not a broadcast link")
-            b1 = self.gen_prevlinkhdr_check()
-            b0 = self.gen_ehostop(b"\xff" * 6, Q_DST)
-            if b1 is not None:
-                gen_and(b1, b0)
-            return b0
+            return self.gen_link_hostop(b"\xff" * 6, Q_DST)
         if proto == Q_IP:
             if self.netmask == PCAP_NETMASK_UNKNOWN:
                 bpf_error("netmask not known, so 'ip broadcast' not supported")
@@ -1250,13 +1335,21 @@ class CodeGen:
 
     def gen_multicast(self, proto: int) -> Block:
         if proto in (Q_DEFAULT, Q_LINK):
-            if self.linktype == DLT_EN10MB:
+            lt = self.linktype
+            if lt in (DLT_ARCNET, DLT_ARCNET_LINUX):
+                return self.gen_ahostop(b"\x00", Q_DST)  # ARCnet broadcast is its only multicast
+            if lt in ETHER_DLTS:
                 b1 = self.gen_prevlinkhdr_check()
-                b0 = Block(JMP(I.JSET), 1)
-                b0.stmts = self.gen_load_a(OR_LINKHDR, 0, I.B)
+                b0 = self.gen_jset(OR_LINKHDR, 0, I.B, 1)
                 if b1 is not None:
                     gen_and(b1, b0)
                 return b0
+            if lt == DLT_FDDI:
+                return self.gen_jset(OR_LINKHDR, 1, I.B, 1)
+            if lt in (DLT_IEEE802, DLT_IP_OVER_FC):
+                return self.gen_jset(OR_LINKHDR, 2, I.B, 1)
+            if lt in WLAN_DLTS:
+                return self.gen_wlan_multicast()
         elif proto == Q_IP:
             b0 = self.gen_linktype(ETHERTYPE_IP)
             b1 = self.gen_cmp_ge(OR_LINKPL, 16, I.B, 224)
@@ -1271,14 +1364,23 @@ class CodeGen:
                   "ATM LANE/Fibre Channel")
 
     def gen_inbound(self, outbound: bool) -> Block:
-        if self.linktype == DLT_SLIP:
+        lt = self.linktype
+        if lt == DLT_SLIP:
             # libpcap's C compiler evaluates these call arguments right to left; registers follow that order
             a1 = self.gen_loadi(0)
             a0 = self.gen_load(Q_LINK, self.gen_loadi(0), 1)
             return self.gen_relation(I.JEQ, a0, a1, outbound)
-        if self.linktype == DLT_SLL:
+        if lt == DLT_IPNET:
+            return self.gen_cmp(OR_LINKHDR, 2, I.H, IPNET_OUTBOUND if outbound else IPNET_INBOUND)
+        if lt == DLT_PFLOG:
+            return self.gen_pf_dir(outbound)
+        if lt == DLT_PPP_PPPD:
+            return self.gen_cmp(OR_LINKHDR, 0, I.B, PPP_PPPD_OUT if outbound else PPP_PPPD_IN)
+        if lt in JUNIPER_DLTS:
+            return self.gen_mcmp(OR_LINKHDR, 3, I.B, 0 if outbound else 1, 0x01)
+        if lt == DLT_SLL:
             b0 = self.gen_cmp(OR_LINKHDR, 0, I.H, LINUX_SLL_OUTGOING)
-        elif self.linktype == DLT_SLL2:
+        elif lt == DLT_SLL2:
             b0 = self.gen_cmp(OR_LINKHDR, 10, I.B, LINUX_SLL_OUTGOING)
         else:
             b0 = self.gen_cmp(OR_LINKHDR, (SKF_AD_OFF + SKF_AD_PKTTYPE) & M32, I.H, PACKET_OUTGOING)
@@ -1294,7 +1396,7 @@ class CodeGen:
     def gen_vlan(self, vlan_num: int | None) -> Block:
         if self.label_stack_depth > 0:
             bpf_error("no VLAN match after MPLS")
-        if self.linktype != DLT_EN10MB:
+        if self.linktype not in ETHER_DLTS and self.linktype not in (DLT_IEEE802_11, *RADIO_DLTS):
             bpf_error(f"no VLAN support for {linktypes.description(self.linktype)}")
         b0 = self.gen_linktype(ETHERTYPE_8021Q)
         b1 = self.gen_linktype(ETHERTYPE_8021AD)
@@ -1317,7 +1419,7 @@ class CodeGen:
     def gen_mpls(self, label: int | None) -> Block:
         if self.label_stack_depth > 0:
             b0 = self.gen_mcmp(OR_PREVMPLSHDR, 2, I.B, 0, 0x01)
-        elif self.linktype in (DLT_C_HDLC, DLT_EN10MB):
+        elif self.linktype in (DLT_C_HDLC, DLT_HDLC, *ETHER_DLTS):
             b0 = self.gen_linktype(ETHERTYPE_MPLS)
         elif self.linktype == DLT_PPP:
             b0 = self.gen_linktype(PPP_MPLS_UCAST)
@@ -1334,13 +1436,6 @@ class CodeGen:
         self.label_stack_depth += 1
         return b0
 
-    def push_linkhdr(self, new_linktype: int, is_variable: bool, constant_part: int, reg: int) -> None:
-        self.prevlinktype = self.linktype
-        self.off_prevlinkhdr = self.off_linkhdr.copy()
-        self.linktype = new_linktype
-        self.off_linkhdr = AbsOffset(constant_part, is_variable, reg)
-        self.is_geneve = False
-
     def gen_pppoes(self, sess: int | None) -> Block:
         b0 = self.gen_linktype(ETHERTYPE_PPPOES)
         if sess is not None:
@@ -1356,43 +1451,6 @@ class CodeGen:
         self.off_nl = 0
         self.off_nl_nosnap = 0
         return b0
-
-    # -- 802.2 LLC ----------------------------------------------------------------------
-    def gen_llc_internal(self) -> Block:
-        if self.linktype != DLT_EN10MB:
-            bpf_error(f"'llc' not supported for {linktypes.description(self.linktype)}")
-        b0 = self.gen_cmp_gt(OR_LINKTYPE, 0, I.H, ETHERMTU)
-        gen_not(b0)
-        b1 = self.gen_cmp(OR_LLC, 0, I.H, 0xFFFF)
-        gen_not(b1)
-        gen_and(b0, b1)
-        return b1
-
-    def gen_llc(self, name: str | None) -> Block:
-        """`llc`, `llc i|s|u`, `llc rr|rnr|rej` (S frames), `llc ui|ua|disc|dm|sabme|test|xid|frmr` (U)."""
-        if name is None:
-            return self.gen_llc_internal()
-        lname = name.lower()
-        s_subtypes = {"rr": 0x01, "rnr": 0x05, "rej": 0x09}
-        u_subtypes = {"ui": 0x03, "ua": 0x63, "disc": 0x43, "dm": 0x0F, "sabme": 0x6F, "test": 0xE3, "xid": 0xAF,
-                      "frmr": 0x87}
-        if lname not in ("i", "s", "u") and lname not in s_subtypes and lname not in u_subtypes:
-            bpf_error(f'unknown LLC type name "{name}"')
-        b0 = self.gen_llc_internal()
-        if lname == "i":
-            b1 = Block(JMP(I.JSET), 0x01)
-            b1.stmts = self.gen_load_a(OR_LLC, 2, I.B)
-            gen_not(b1)
-        elif lname == "s":
-            b1 = self.gen_mcmp(OR_LLC, 2, I.B, 1, 0x03)
-        elif lname == "u":
-            b1 = self.gen_mcmp(OR_LLC, 2, I.B, 3, 0x03)
-        elif lname in s_subtypes:
-            b1 = self.gen_mcmp(OR_LLC, 2, I.B, s_subtypes[lname], 0x0F)
-        else:
-            b1 = self.gen_mcmp(OR_LLC, 2, I.B, u_subtypes[lname], 0xEF)
-        gen_and(b0, b1)
-        return b1
 
     # -- Geneve -------------------------------------------------------------------------
     def gen_geneve_check(self, gen_portfn, offrel: int, vni: int | None) -> Block:
@@ -1481,6 +1539,7 @@ class CodeGen:
         gen_not(b0)
         return b0
 
+
     # -- the tree walk --------------------------------------------------------------
     def block(self, node) -> Block:
         """Generate code for a boolean node in the order yacc runs its actions (post-order)."""
@@ -1509,20 +1568,53 @@ class CodeGen:
         if kind == "ecode":
             return self.gen_ecode(node[1], node[2])
         if kind == "acode":
-            bpf_error("ARCnet address used in non-arc expression")
+            return self.gen_acode(node[1], node[2])
         if kind == "rel":
             a0 = self.arth(node[2])
             a1 = self.arth(node[3])
             return self.gen_relation(node[1], a0, a1, node[4])
         if kind == "error":
             bpf_error(node[1])
-        if kind == "unsupported":
-            raise NotSupportedError(f"the filter primitive '{node[1]}'",
-                                    reason="it applies to link-layer types pybpf does not compile for "
-                                           "(ATM, SS7, pflog, 802.11)")
         if kind == "llc":
             return self.gen_llc(node[1])
+        if kind == "wlan_type":
+            return self.gen_wlan_type(node[1], node[2])
+        if kind == "wlan_subtype":
+            return self.gen_wlan_subtype(node[1])
+        if kind == "wlan_dir":
+            return self.gen_wlan_dir(node[1])
+        if kind == "atmtype":
+            return self.gen_atmtype_abbrev(node[1])
+        if kind == "atmmulti":
+            return self.gen_atmmulti_abbrev(node[1])
+        if kind in ("atmfield", "mtp3field"):
+            field_code = self.gen_atmfield_code if kind == "atmfield" else self.gen_mtp3field_code
+            field = node[1]
+            b = None
+            for jtype, reverse, value in node[2]:
+                b1 = field_code(field, value, jtype, reverse)
+                if b is not None:
+                    gen_or(b, b1)
+                b = b1
+            return b
+        if kind == "mtp2type":
+            return self.gen_mtp2type_abbrev(node[1])
+        if kind == "pf":
+            return self.pf(node[1], node[2])
         return self.other(node)
+
+    def pf(self, what: str, value) -> Block:
+        if what == "PF_IFNAME":
+            return self.gen_pf_ifname(value)
+        if what == "PF_RSET":
+            return self.gen_pf_ruleset(value)
+        if what == "PF_RNR":
+            return self.gen_pf_rnr(value)
+        if what == "PF_SRNR":
+            return self.gen_pf_srnr(value)
+        if what == "PF_REASON":
+            return self.gen_pf_reason(value)
+        return self.gen_pf_action(value)
 
     def other(self, node) -> Block:
         what = node[1]
@@ -1577,13 +1669,31 @@ class CodeGen:
             return Block(I.RET | I.K, self.snaplen)
         p = self.block(tree)
         self.insert_compute_vloffsets(p.head)
+        ppi_dlt_check = self.gen_ppi_dlt_check()
+        if ppi_dlt_check is not None:
+            gen_and(ppi_dlt_check, p)
         backpatch(p, Block(I.RET | I.K, self.snaplen))
         p.sense = not p.sense
         backpatch(p, Block(I.RET | I.K, 0))
         return p.head
 
     def insert_compute_vloffsets(self, b: Block) -> None:
-        if self.is_vlan_vloffset:
+        """Prepend the code that computes run-time header offsets into their registers."""
+        if self.off_linkpl.reg != -1 and self.off_linkhdr.is_variable and self.off_linkhdr.reg == -1:
+            self.off_linkhdr.reg = self.alloc_reg()  # the payload offset is computed from the header offset
+        outermost = self.outermostlinktype
+        s = None
+        if outermost == DLT_PRISM_HEADER:
+            s = self.gen_load_prism_llprefixlen()
+        elif outermost == DLT_IEEE802_11_RADIO_AVS:
+            s = self.gen_load_avs_llprefixlen()
+        elif outermost in (DLT_IEEE802_11_RADIO, DLT_PPI):
+            s = self.gen_load_radiotap_llprefixlen()
+        if outermost in WLAN_DLTS:
+            s = self.gen_load_802_11_header_len(s, b.stmts)
+        elif outermost == DLT_PFLOG:
+            s = self.gen_load_pflog_llprefixlen()
+        if s is None and self.is_vlan_vloffset:
             if self.off_linkpl.reg == -1:
                 self.off_linkpl.reg = self.alloc_reg()
             if self.off_linktype.reg == -1:
@@ -1591,6 +1701,6 @@ class CodeGen:
             s = Stmt(I.LD | I.W | I.IMM, 0)
             sappend(s, Stmt(I.ST, self.off_linkpl.reg))
             sappend(s, Stmt(I.ST, self.off_linktype.reg))
+        if s is not None:
             sappend(s, b.stmts)
             b.stmts = s
-

@@ -11,7 +11,6 @@ import re
 import socket
 from typing import NamedTuple
 
-from ..errors import FilterSyntaxError
 
 KEYWORDS: dict[str, str] = {}
 for _kind, _words in {
@@ -74,11 +73,16 @@ class Token(NamedTuple):
 
 
 class LexError(Exception):
-    """A token the scanner rejects with its own message (bad number, bogus address)."""
+    """A token the scanner rejects with its own message (bad number, bogus address).
+
+    `tokens` are those before it: libpcap has already parsed them, and
+    generated code for what they complete, when it meets this one.
+    """
 
     def __init__(self, message: str, pos: int):
         super().__init__(message)
         self.pos = pos
+        self.tokens: list[Token] = []
 
 
 _W = "[0-9A-Fa-f]{1,4}"
@@ -114,6 +118,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ("HID", re.compile(rf"{_N}\.{_N}\.{_N}\.{_N}|{_N}\.{_N}\.{_N}|{_N}\.{_N}")),
 ]
 _V6_RULES = [re.compile(a) for a in _v6_alternatives()]
+_HEXRUN = re.compile(r"[0-9A-Fa-f:.]*")
 _BOGUS_ETHER = re.compile(rf"{_B}:+(?:{_B}:+)+")
 _NAME = re.compile(r"[A-Za-z0-9](?:[-_.A-Za-z0-9]*[.A-Za-z0-9])?")
 _ESCAPED = re.compile(r"\\[^ !()\n\t]+")
@@ -155,6 +160,16 @@ def _is_ipv6(text: str) -> bool:
 def tokenize(expression: str) -> list[Token]:
     """Split a filter expression into tokens; the list ends with an EOF token."""
     tokens: list[Token] = []
+    try:
+        _scan(expression, tokens)
+    except LexError as exc:
+        exc.tokens = tokens
+        raise
+    tokens.append(Token("EOF", None, len(expression), ""))
+    return tokens
+
+
+def _scan(expression: str, tokens: list[Token]) -> None:
     pos, end = 0, len(expression)
     while pos < end:
         ch = expression[pos]
@@ -171,7 +186,8 @@ def tokenize(expression: str) -> list[Token]:
             m = rx.match(expression, pos)
             if m and len(m.group()) > best_len:
                 best_len, best_kind = len(m.group()), kind
-        if ch in "0123456789abcdefABCDEF:":
+        if ch in "0123456789abcdefABCDEF:" and ":" in _HEXRUN.match(expression, pos).group():
+            # every IPv6 form and the bogus-MAC form contain a ':' within a run of these characters
             for rx in _V6_RULES:
                 m = rx.match(expression, pos)
                 if m and len(m.group()) > best_len:
@@ -190,7 +206,9 @@ def tokenize(expression: str) -> list[Token]:
         if m and len(m.group()) > best_len:
             best_len, best_kind = len(m.group()), "ESCAPED"
         if best_len == 0:
-            raise FilterSyntaxError("can't parse filter expression: syntax error", expression, pos)
+            # a character no rule matches: a token the parser has no use for (a syntax error there)
+            tokens.append(Token("LEX_ERROR", ch, pos, ch))
+            break
         text = expression[pos:pos + best_len]
         if best_kind == "WORD":
             if text in NAMED_NUMBERS:
@@ -212,5 +230,3 @@ def tokenize(expression: str) -> list[Token]:
         else:
             tokens.append(Token(best_kind, text, pos, text))
         pos += best_len
-    tokens.append(Token("EOF", None, end, ""))
-    return tokens

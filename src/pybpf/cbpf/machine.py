@@ -17,7 +17,10 @@ modulo 2**32 as a signed int, so negative offsets reach the ``SKF_NET_OFF`` and
 
 ``"pcap"`` is libpcap's ``bpf_filter()`` (what ``tcpdump -r`` runs): the same,
 except a shift by X >= 32 gives 0, ``x + k`` does not wrap, and every offset
-beyond the packet (ancillary and negative ones included) rejects it.
+beyond the packet (ancillary and negative ones included) rejects it.  As in
+libpcap, a ``ja`` may jump backwards (its offset wraps around 32 bits; libpcap
+compiles ``protochain`` into such a loop); a program that loops more than
+MAX_BACKWARD_JUMPS times on one packet raises VMFault instead of hanging.
 
 ``"seccomp"`` runs a seccomp filter on a 64-byte ``struct seccomp_data``:
 32-bit loads are native (little-endian on x86-64), ``len`` is 64.
@@ -30,13 +33,14 @@ import random as _random
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from ..errors import BPFError
+from ..errors import BPFError, VMFault
 from . import insn as I
 from .insn import CInsn
-from .validate import CONDITIONAL_JUMPS, validate
+from .validate import CONDITIONAL_JUMPS, jump_target, validate
 
 FLAVORS = ("linux", "pcap", "seccomp")
 _M32 = 0xFFFFFFFF
+MAX_BACKWARD_JUMPS = 1 << 20  # a protochain walk makes one per header: far fewer
 
 
 @dataclass(slots=True)
@@ -204,7 +208,7 @@ class Machine:
     def __init__(self, program: Iterable, flavor: str = "linux"):
         if flavor not in FLAVORS:
             raise BPFError(f"unknown classic BPF flavor {flavor!r}: choose one of {', '.join(FLAVORS)}")
-        self.program: list[CInsn] = validate(program, seccomp=flavor == "seccomp")
+        self.program: list[CInsn] = validate(program, seccomp=flavor == "seccomp", pcap=flavor == "pcap")
         self.flavor = flavor
         translator = _Translator(self.program, flavor)
         self.source: str = translator.source()
@@ -292,6 +296,8 @@ _RUNTIME = {
     "_nlattr_nest": _nlattr_nest,
     "_getrandbits": _random.getrandbits,
     "_DEFAULT_META": _DEFAULT_META,
+    "_VMFault": VMFault,
+    "_MAX_BACKWARD_JUMPS": MAX_BACKWARD_JUMPS,
 }
 
 
@@ -329,12 +335,15 @@ class _Translator:
         if self.flavor == "seccomp":
             head += ["    if len(p) < 64:", "        raise ValueError('a seccomp filter runs on the 64 bytes of "
                      "struct seccomp_data, got %d bytes' % len(p))"]
+        loops = any(ins.code == I.JMP | I.JA and jump_target(pc, ins.k) <= pc for pc, ins in enumerate(self.prog))
         try:
+            if loops:
+                raise _TooBig  # a backward jump: only the label form can loop
             self._emit_tree(0, 2)
             body = self.lines
         except _TooBig:
             self.lines = []
-            self._emit_labels()
+            self._emit_labels(loops)
             body = self.lines
         return "\n".join(head + ["    try:"] + body + ["    except IndexError:", "        return 0", ""])
 
@@ -499,13 +508,17 @@ class _Translator:
                 return run
             pc = nxt
 
-    def _emit_labels(self) -> None:
-        """Fallback for large DAGs: blocks in program order, entered when L names them."""
+    def _emit_labels(self, loops: bool = False) -> None:
+        """Fallback for large DAGs: blocks in program order, entered when L names them.
+
+        With backward jumps (pcap flavor) the blocks sit in a `while` loop: a
+        jump back ends the pass, the next pass enters the block L names.
+        """
         prog = self.prog
         starts = {0}
         for pc, ins in enumerate(prog):
             if ins.code == I.JMP | I.JA:
-                starts.add(pc + 1 + ins.k)
+                starts.add(jump_target(pc, ins.k))
             elif ins.code in CONDITIONAL_JUMPS:
                 starts.update((pc + 1 + ins.jt, pc + 1 + ins.jf))
         # Every scratch word a block may read is bound first, so Python never sees an unbound local.
@@ -513,6 +526,7 @@ class _Translator:
         if used:
             self.lines.append("        " + " = ".join(f"m{k}" for k in used) + " = 0")
         self.lines.append("        L = 0")
+        first = len(self.lines)
         pc = 0
         while pc < len(prog):
             self.lines.append(f"        if L == {pc}:")
@@ -524,7 +538,7 @@ class _Translator:
                     pc += 1
                     break
                 if code == I.JMP | I.JA:
-                    self.lines.append(f"            L = {pc + 1 + ins.k}")
+                    self.lines.append(f"            L = {jump_target(pc, ins.k)}")
                     pc += 1
                     break
                 if code in CONDITIONAL_JUMPS:
@@ -538,6 +552,13 @@ class _Translator:
                     break
             while pc < len(prog) and pc not in starts:  # unreachable code after ret/ja
                 pc += 1
+        if loops:
+            self.lines[first:] = ["    " + line for line in self.lines[first:]]
+            self.lines[first:first] = ["        passes = 0", "        while True:"]
+            self.lines += ["            passes += 1",
+                           "            if passes > _MAX_BACKWARD_JUMPS:",
+                           "                raise _VMFault('the filter jumped backwards more than %d times on one "
+                           "packet: it does not terminate (libpcap would hang)' % _MAX_BACKWARD_JUMPS)"]
 
 
 def _load_expr(off: str | int, size: int) -> str:

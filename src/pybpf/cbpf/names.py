@@ -170,17 +170,30 @@ def network_number(name: str) -> int:
     return 0
 
 
+def _xdigit(c: str) -> int:
+    """libpcap's xdtoi: hex digit value; other characters give what its arithmetic gives (mod 256)."""
+    if "0" <= c <= "9":
+        return ord(c) - 48
+    if "a" <= c <= "f":
+        return ord(c) - 87
+    return (ord(c) - 55) & 0xFF
+
+
 def ether_aton(text: str) -> bytes:
-    """Six bytes from any of libpcap's MAC spellings (':', '-', '.' separated or bare hex)."""
+    """Bytes of a MAC address in any of libpcap's spellings (':', '-', '.' separated or bare hex).
+
+    ARCnet addresses come here with their '$' sign, which libpcap converts
+    like a digit; the same (odd) byte results, so programs match tcpdump's.
+    """
     out = bytearray()
     pos = 0
     while pos < len(text) and len(out) < 6:
         if text[pos] in ":.-":
             pos += 1
-        d = int(text[pos], 16)
+        d = _xdigit(text[pos])
         pos += 1
         if pos < len(text) and text[pos] in "0123456789abcdefABCDEF":
-            d = (d << 4) | int(text[pos], 16)
+            d = ((d << 4) & 0xFF) | _xdigit(text[pos])
             pos += 1
         out.append(d)
     return bytes(out)

@@ -12,12 +12,40 @@ tcpdump's.
 from __future__ import annotations
 
 import itertools
-import sys
 
 from ..errors import CompileError
 from . import insn as I
 from .blocks import A_ATOM, AX_ATOM, M32, N_ATOMS, NOP, X_ATOM, Block, Edge, Stmt, sappend
 from .insn import CInsn
+
+
+# Opcodes the optimizer tests often, computed once (module attribute lookups are not free).
+_ALU_ADD_X = I.ALU | I.ADD | I.X
+_ALU_AND_K = I.ALU | I.AND | I.K
+_ALU_K = I.ALU | I.K
+_ALU_NEG = I.ALU | I.NEG
+_ALU_SUB_K = I.ALU | I.SUB | I.K
+_ALU_SUB_X = I.ALU | I.SUB | I.X
+_JMP_JA = I.JMP | I.JA
+_JMP_JEQ_K = I.JMP | I.JEQ | I.K
+_JMP_JEQ_X = I.JMP | I.JEQ | I.X
+_JMP_K_JSET = I.JMP | I.K | I.JSET
+_LD_ABS = I.LD | I.ABS
+_LD_ABS_B = I.LD | I.ABS | I.B
+_LD_ABS_H = I.LD | I.ABS | I.H
+_LD_ABS_W = I.LD | I.ABS | I.W
+_LD_IMM = I.LD | I.IMM
+_LD_IMM_W = I.LD | I.IMM | I.W
+_LD_IND_B = I.LD | I.IND | I.B
+_LD_IND_H = I.LD | I.IND | I.H
+_LD_IND_W = I.LD | I.IND | I.W
+_LD_LEN = I.LD | I.LEN
+_LD_MEM = I.LD | I.MEM
+_LDX_IMM = I.LDX | I.IMM
+_LDX_MEM = I.LDX | I.MEM
+_LDX_MSH_B = I.LDX | I.MSH | I.B
+_MISC_TAX = I.MISC | I.TAX
+_MISC_TXA = I.MISC | I.TXA
 
 
 # Every walk that marks blocks takes a fresh mark value, so no two walks can see each other's marks.
@@ -62,6 +90,50 @@ def _atomdef(code: int, k: int) -> int:
     return -1
 
 
+# What each opcode uses and defines, looked up instead of decoded: the optimizer asks this
+# for every statement on every pass.  _K_OPERAND stands for "the scratch word named by k";
+# index -1 (the last entry) is NOP.
+_K_OPERAND = -2
+
+
+def _table(fn) -> list[int]:
+    return [fn(code, _K_OPERAND) for code in range(256)] + [-1]
+
+
+_USE = _table(_atomuse)
+_DEF = _table(_atomdef)
+# opt_stmt's cases, decided once per opcode (see opt_stmt)
+(_S_NONE, _S_LD_ABS, _S_LD_IND, _S_LD_LEN, _S_LD_IMM, _S_LDX_IMM, _S_LDX_MSH, _S_NEG, _S_ALU_K, _S_ALU_X, _S_TXA,
+ _S_LD_MEM, _S_TAX, _S_LDX_MEM, _S_ST, _S_STX) = range(16)
+
+
+def _stmt_kind(code: int) -> int:
+    if code in (_LD_ABS_W, _LD_ABS_H, _LD_ABS_B):
+        return _S_LD_ABS
+    if code in (_LD_IND_W, _LD_IND_H, _LD_IND_B):
+        return _S_LD_IND
+    if code == _LD_LEN:
+        return _S_LD_LEN
+    if code == _LD_IMM:
+        return _S_LD_IMM
+    if code == _LDX_IMM:
+        return _S_LDX_IMM
+    if code == _LDX_MSH_B:
+        return _S_LDX_MSH
+    if code == _ALU_NEG:
+        return _S_NEG
+    if I.cls(code) == I.ALU and I.src(code) == I.K and I.op(code) != I.NEG:
+        return _S_ALU_K
+    if I.cls(code) == I.ALU and I.src(code) == I.X:
+        return _S_ALU_X
+    return {_MISC_TXA: _S_TXA, _LD_MEM: _S_LD_MEM, _MISC_TAX: _S_TAX, _LDX_MEM: _S_LDX_MEM,
+            I.ST: _S_ST, I.STX: _S_STX}.get(code, _S_NONE)
+
+
+_STMT_KIND = [_stmt_kind(code) for code in range(256)] + [_S_NONE]
+_ABIT, _XBIT = 1 << A_ATOM, 1 << X_ATOM
+
+
 def _slength(s: Stmt | None) -> int:
     n = 0
     while s is not None:
@@ -84,7 +156,7 @@ class _Optimizer:
             b.et.pred = b
             b.ef.pred = b
         self.edges = [b.et for b in self.blocks] + [b.ef for b in self.blocks]
-        self.levels: list[Block | None] = [None] * n
+        self.levels: list[list[Block]] = []
 
     def _number(self, root: Block) -> None:
         """Depth-first numbering (true branch first), like libpcap's number_blks_r."""
@@ -102,138 +174,159 @@ class _Optimizer:
 
     # -- analysis -------------------------------------------------------------
     def find_levels(self) -> None:
-        self.levels = [None] * len(self.blocks)
+        """Level = longest path to a leaf; each level lists its blocks in libpcap's order (last found first).
+
+        A depth-first walk (true branch first) that places a block after its
+        successors; an explicit stack, so deep filters need no recursion limit.
+        """
+        levels: list[list[Block]] = [[]]
         mark = next(_MARKS)
-        levels = self.levels
-
-        def visit(b: Block) -> None:
+        stack: list = [self.root]
+        while stack:
+            b = stack.pop()
+            if b.__class__ is tuple:  # (block,): both successors are placed
+                b = b[0]
+                level = max(b.et.succ.level, b.ef.succ.level) + 1
+                b.level = level
+                if level == len(levels):
+                    levels.append([b])
+                else:
+                    levels[level].append(b)
+                continue
             if b.mark == mark:
-                return
+                continue
             b.mark = mark
-            b.link = None
             jt = b.et.succ
-            if jt is not None:
-                jf = b.ef.succ
-                visit(jt)
-                visit(jf)
-                level = max(jt.level, jf.level) + 1
-            else:
-                level = 0
-            b.level = level
-            b.link = levels[level]
-            levels[level] = b
+            if jt is None:
+                b.level = 0
+                levels[0].append(b)
+                continue
+            stack.append((b,))
+            stack.append(b.ef.succ)
+            stack.append(jt)
+        for blocks in levels:
+            blocks.reverse()
+        self.levels = levels
 
-        visit(self.root)
+    def analyze(self) -> None:
+        """Dominators, edge dominators, register use/def and in-edges, for the current DAG.
 
-    def _level_blocks(self, level: int):
-        b = self.levels[level]
-        while b is not None:
-            yield b
-            b = b.link
-
-    def find_dom(self) -> None:
+        libpcap computes these in separate walks; each only looks at predecessors
+        (which sit on higher levels) or at the block itself, so one walk from the
+        root level down and one back up give the same sets.
+        """
+        self.find_levels()
         for b in self.blocks:
             b.dom = -1
-        self.root.dom = 0
-        for level in range(self.root.level, -1, -1):
-            for b in self._level_blocks(level):
-                b.dom |= 1 << b.id
-                if b.et.succ is None:
-                    continue
-                b.et.succ.dom &= b.dom
-                b.ef.succ.dom &= b.dom
-
-    def find_edom(self) -> None:
-        for b in self.blocks:
             b.et.edom = -1
             b.ef.edom = -1
-        self.root.et.edom = 0
-        self.root.ef.edom = 0
-        for level in range(self.root.level, -1, -1):
-            for b in self._level_blocks(level):
-                for ep in (b.et, b.ef):
-                    ep.edom |= 1 << ep.id
-                    if ep.succ is not None:
-                        ep.succ.et.edom &= ep.edom
-                        ep.succ.ef.edom &= ep.edom
+            b.in_edges = None
+        root = self.root
+        root.dom = 0
+        root.et.edom = 0
+        root.ef.edom = 0
+        levels = self.levels
+        compute_local_ud = self.compute_local_ud
+        for level in range(root.level, -1, -1):
+            for b in levels[level]:
+                dom = b.dom | 1 << b.id
+                b.dom = dom
+                et, ef = b.et, b.ef
+                et_edom = et.edom | 1 << et.id
+                et.edom = et_edom
+                ef_edom = ef.edom | 1 << ef.id
+                ef.edom = ef_edom
+                jt = et.succ
+                if jt is not None:
+                    jf = ef.succ
+                    jt.dom &= dom
+                    jf.dom &= dom
+                    jt.et.edom &= et_edom
+                    jt.ef.edom &= et_edom
+                    jf.et.edom &= ef_edom
+                    jf.ef.edom &= ef_edom
+                    et.next = jt.in_edges
+                    jt.in_edges = et
+                    ef.next = jf.in_edges
+                    jf.in_edges = ef
+                compute_local_ud(b)
+                b.out_use = 0
+        for level in range(1, root.level + 1):
+            for p in levels[level]:
+                out_use = p.out_use | p.et.succ.in_use | p.ef.succ.in_use
+                p.out_use = out_use
+                p.in_use |= out_use & ~p.kill
 
     @staticmethod
     def compute_local_ud(b: Block) -> None:
         def_ = use = killed = 0
         s = b.stmts
         while s is not None:
-            if s.code != NOP:
-                atom = _atomuse(s.code, s.k)
-                if atom >= 0:
-                    if atom == AX_ATOM:
-                        if not def_ >> X_ATOM & 1:
-                            use |= 1 << X_ATOM
-                        if not def_ >> A_ATOM & 1:
-                            use |= 1 << A_ATOM
-                    elif not def_ >> atom & 1:
-                        use |= 1 << atom
-                atom = _atomdef(s.code, s.k)
-                if atom >= 0:
-                    if not use >> atom & 1:
-                        killed |= 1 << atom
-                    def_ |= 1 << atom
-            s = s.next
-        if I.cls(b.code) == I.JMP:
-            atom = _atomuse(b.code, b.k)
-            if atom >= 0:
+            code = s.code
+            atom = _USE[code]
+            if atom != -1:
                 if atom == AX_ATOM:
-                    if not def_ >> X_ATOM & 1:
-                        use |= 1 << X_ATOM
-                    if not def_ >> A_ATOM & 1:
-                        use |= 1 << A_ATOM
-                elif not def_ >> atom & 1:
-                    use |= 1 << atom
+                    if not def_ & _XBIT:
+                        use |= _XBIT
+                    if not def_ & _ABIT:
+                        use |= _ABIT
+                else:
+                    if atom == _K_OPERAND:
+                        atom = s.k
+                    bit = 1 << atom
+                    if not def_ & bit:
+                        use |= bit
+            atom = _DEF[code]
+            if atom != -1:
+                if atom == _K_OPERAND:
+                    atom = s.k
+                bit = 1 << atom
+                if not use & bit:
+                    killed |= bit
+                def_ |= bit
+            s = s.next
+        if b.code & 0x07 == I.JMP:
+            atom = _USE[b.code]
+            if atom == AX_ATOM:
+                if not def_ & _XBIT:
+                    use |= _XBIT
+                if not def_ & _ABIT:
+                    use |= _ABIT
+            elif atom >= 0 and not def_ & 1 << atom:
+                use |= 1 << atom
         b.def_ = def_
         b.kill = killed
         b.in_use = use
-
-    def find_ud(self) -> None:
-        maxlevel = self.root.level
-        for i in range(maxlevel, -1, -1):
-            for p in self._level_blocks(i):
-                self.compute_local_ud(p)
-                p.out_use = 0
-        for i in range(1, maxlevel + 1):
-            for p in self._level_blocks(i):
-                p.out_use |= p.et.succ.in_use | p.ef.succ.in_use
-                p.in_use |= p.out_use & ~p.kill
 
     # -- value numbering --------------------------------------------------------
     def init_val(self) -> None:
         self.curval = 0
         self.values: dict[tuple[int, int, int], int] = {}
         self.const: dict[int, int] = {}
+        self.kvals: dict[int, int] = {}
 
     def F(self, code: int, v0: int, v1: int) -> int:
+        """The value number of code applied to value numbers v0, v1 (new numbers for new values)."""
         key = (code, v0, v1)
         val = self.values.get(key)
         if val is not None:
             return val
         self.curval += 1
         val = self.curval
-        if I.mode(code) == I.IMM and I.cls(code) in (I.LD, I.LDX):
+        if code & 0xE0 == I.IMM and code & 0x07 in (I.LD, I.LDX):
             self.const[val] = v0
         self.values[key] = val
         return val
 
     def K(self, k: int) -> int:
-        return self.F(I.LD | I.IMM | I.W, k, 0)
+        val = self.kvals.get(k)
+        if val is None:
+            val = self.kvals[k] = self.F(_LD_IMM_W, k, 0)
+        return val
 
     def _changed(self) -> None:
         self.non_branch_movement_performed = True
         self.done = False
-
-    @staticmethod
-    def vstore(s: Stmt, val: list[int], idx: int, newval: int, alter: bool) -> None:
-        if alter and newval != 0 and val[idx] == newval:
-            s.code = NOP
-        else:
-            val[idx] = newval
 
     def fold_op(self, s: Stmt, v0: int, v1: int) -> None:
         a = self.const.get(v0, 0)
@@ -264,48 +357,60 @@ class _Optimizer:
         elif op == I.RSH:
             a = a >> b if b < 32 else 0
         s.k = a
-        s.code = I.LD | I.IMM
+        s.code = _LD_IMM
         self._changed()
 
     def opt_stmt(self, s: Stmt, val: list[int], alter: bool) -> None:
+        """Value-number one statement; with alter, fold constants and drop redundant loads.
+
+        Most cases end by storing a value number into a register (libpcap's vstore:
+        with alter, a store of the value the register already holds is dropped);
+        they set idx/newval and share that tail.
+        """
         code = s.code
+        kind = _STMT_KIND[code]
+        if kind == _S_NONE:
+            return
         const = self.const
-        if code in (I.LD | I.ABS | I.W, I.LD | I.ABS | I.H, I.LD | I.ABS | I.B):
-            self.vstore(s, val, A_ATOM, self.F(code, s.k, 0), alter)
-        elif code in (I.LD | I.IND | I.W, I.LD | I.IND | I.H, I.LD | I.IND | I.B):
+        values = self.values
+        if kind == _S_LD_ABS:
+            idx = A_ATOM
+            newval = values.get((code, s.k, 0)) or self.F(code, s.k, 0)
+        elif kind == _S_LD_IND:
+            idx = A_ATOM
             v = val[X_ATOM]
             if alter and v in const:
-                s.code = I.LD | I.ABS | I.size(code)
+                s.code = _LD_ABS | I.size(code)
                 s.k = (s.k + const[v]) & M32
-                v = self.F(s.code, s.k, 0)
+                newval = self.F(s.code, s.k, 0)
                 self._changed()
             else:
-                v = self.F(code, s.k, v)
-            self.vstore(s, val, A_ATOM, v, alter)
-        elif code == I.LD | I.LEN:
-            self.vstore(s, val, A_ATOM, self.F(code, 0, 0), alter)
-        elif code == I.LD | I.IMM:
-            self.vstore(s, val, A_ATOM, self.K(s.k), alter)
-        elif code == I.LDX | I.IMM:
-            self.vstore(s, val, X_ATOM, self.K(s.k), alter)
-        elif code == I.LDX | I.MSH | I.B:
-            self.vstore(s, val, X_ATOM, self.F(code, s.k, 0), alter)
-        elif code == I.ALU | I.NEG:
+                newval = values.get((code, s.k, v)) or self.F(code, s.k, v)
+        elif kind == _S_LD_LEN:
+            idx, newval = A_ATOM, self.F(code, 0, 0)
+        elif kind == _S_LD_IMM:
+            idx, newval = A_ATOM, self.K(s.k)
+        elif kind == _S_LDX_IMM:
+            idx, newval = X_ATOM, self.K(s.k)
+        elif kind == _S_LDX_MSH:
+            idx, newval = X_ATOM, self.F(code, s.k, 0)
+        elif kind == _S_NEG:
             if alter and val[A_ATOM] in const:
-                s.code = I.LD | I.IMM
+                s.code = _LD_IMM
                 s.k = (-const[val[A_ATOM]]) & M32
                 val[A_ATOM] = self.K(s.k)
             else:
                 val[A_ATOM] = self.F(code, val[A_ATOM], 0)
-        elif I.cls(code) == I.ALU and I.src(code) == I.K and I.op(code) != I.NEG:
-            op = I.op(code)
+            return
+        elif kind == _S_ALU_K:
+            op = code & 0xF0
             if alter:
                 if s.k == 0:
                     if op in (I.ADD, I.LSH, I.RSH, I.OR, I.XOR):
                         s.code = NOP
                         return
                     if op in (I.MUL, I.AND):
-                        s.code = I.LD | I.IMM
+                        s.code = _LD_IMM
                         val[A_ATOM] = self.K(s.k)
                         return
                     if op == I.DIV:
@@ -317,53 +422,54 @@ class _Optimizer:
                     val[A_ATOM] = self.K(s.k)
                     return
             val[A_ATOM] = self.F(code, val[A_ATOM], self.K(s.k))
-        elif I.cls(code) == I.ALU and I.src(code) == I.X:
-            op = I.op(code)
+            return
+        elif kind == _S_ALU_X:
+            op = code & 0xF0
             if alter and val[X_ATOM] in const:
                 if val[A_ATOM] in const:
                     self.fold_op(s, val[A_ATOM], val[X_ATOM])
                     val[A_ATOM] = self.K(s.k)
                 else:
-                    s.code = I.ALU | I.K | op
+                    s.code = _ALU_K | op
                     s.k = const[val[X_ATOM]]
                     if op in (I.LSH, I.RSH) and s.k > 31:
                         raise OptimizerError("shift by more than 31 bits")
                     self._changed()
                     val[A_ATOM] = self.F(s.code, val[A_ATOM], self.K(s.k))
                 return
-            if alter and const.get(val[A_ATOM], 1) == 0 and val[A_ATOM] in const:
+            if alter and const.get(val[A_ATOM], 1) == 0:
                 if op in (I.ADD, I.OR, I.XOR):
-                    s.code = I.MISC | I.TXA
-                    self.vstore(s, val, A_ATOM, val[X_ATOM], alter)
-                    return
-                if op in (I.MUL, I.DIV, I.MOD, I.AND, I.LSH, I.RSH):
-                    s.code = I.LD | I.IMM
+                    s.code = _MISC_TXA
+                    idx, newval = A_ATOM, val[X_ATOM]
+                elif op in (I.MUL, I.DIV, I.MOD, I.AND, I.LSH, I.RSH):
+                    s.code = _LD_IMM
                     s.k = 0
-                    self.vstore(s, val, A_ATOM, self.K(s.k), alter)
+                    idx, newval = A_ATOM, self.K(s.k)
+                else:
+                    val[A_ATOM] = self.F(code, val[A_ATOM], val[X_ATOM])
                     return
-            val[A_ATOM] = self.F(code, val[A_ATOM], val[X_ATOM])
-        elif code == I.MISC | I.TXA:
-            self.vstore(s, val, A_ATOM, val[X_ATOM], alter)
-        elif code == I.LD | I.MEM:
-            v = val[s.k]
-            if alter and v in const:
-                s.code = I.LD | I.IMM
-                s.k = const[v]
+            else:
+                val[A_ATOM] = self.F(code, val[A_ATOM], val[X_ATOM])
+                return
+        elif kind == _S_TXA:
+            idx, newval = A_ATOM, val[X_ATOM]
+        elif kind == _S_LD_MEM or kind == _S_LDX_MEM:
+            newval = val[s.k]
+            if alter and newval in const:
+                s.code = (I.LD if kind == _S_LD_MEM else I.LDX) | I.IMM
+                s.k = const[newval]
                 self._changed()
-            self.vstore(s, val, A_ATOM, v, alter)
-        elif code == I.MISC | I.TAX:
-            self.vstore(s, val, X_ATOM, val[A_ATOM], alter)
-        elif code == I.LDX | I.MEM:
-            v = val[s.k]
-            if alter and v in const:
-                s.code = I.LDX | I.IMM
-                s.k = const[v]
-                self._changed()
-            self.vstore(s, val, X_ATOM, v, alter)
-        elif code == I.ST:
-            self.vstore(s, val, s.k, val[A_ATOM], alter)
-        elif code == I.STX:
-            self.vstore(s, val, s.k, val[X_ATOM], alter)
+            idx = A_ATOM if kind == _S_LD_MEM else X_ATOM
+        elif kind == _S_TAX:
+            idx, newval = X_ATOM, val[A_ATOM]
+        elif kind == _S_ST:
+            idx, newval = s.k, val[A_ATOM]
+        else:
+            idx, newval = s.k, val[X_ATOM]
+        if alter and newval != 0 and val[idx] == newval:
+            s.code = NOP
+        else:
+            val[idx] = newval
 
     # -- per-block optimizations ------------------------------------------------
     @staticmethod
@@ -378,28 +484,33 @@ class _Optimizer:
             return
         last = s
         const = self.const
+        this_op = self._this_op
         while True:
-            s = self._this_op(s)
+            while s is not None and s.code == NOP:
+                s = s.next
             if s is None:
                 break
-            nxt = self._this_op(s.next)
+            nxt = s.next
+            while nxt is not None and nxt.code == NOP:
+                nxt = nxt.next
             if nxt is None:
                 break
             last = nxt
-            if s.code == I.ST and nxt.code == (I.LDX | I.MEM) and s.k == nxt.k:
+            code = s.code
+            if code == I.ST and nxt.code == _LDX_MEM and s.k == nxt.k:
                 self._changed()
-                nxt.code = I.MISC | I.TAX
-            if s.code == (I.LD | I.IMM) and nxt.code == (I.MISC | I.TAX):
-                s.code = I.LDX | I.IMM
-                nxt.code = I.MISC | I.TXA
+                nxt.code = _MISC_TAX
+            if code == _LD_IMM and nxt.code == _MISC_TAX:
+                s.code = _LDX_IMM
+                nxt.code = _MISC_TXA
                 self._changed()
-            if s.code == (I.LD | I.IMM):
+            if s.code == _LD_IMM:
                 if not b.out_use >> X_ATOM & 1:
-                    add = nxt if nxt.code != (I.LDX | I.MSH | I.B) else self._this_op(nxt.next)
-                    if add is not None and add.code == (I.ALU | I.ADD | I.X):
-                        tax = self._this_op(add.next)
-                        if tax is not None and tax.code == (I.MISC | I.TAX):
-                            ild = self._this_op(tax.next)
+                    add = nxt if nxt.code != _LDX_MSH_B else this_op(nxt.next)
+                    if add is not None and add.code == _ALU_ADD_X:
+                        tax = this_op(add.next)
+                        if tax is not None and tax.code == _MISC_TAX:
+                            ild = this_op(tax.next)
                             if ild is not None and I.cls(ild.code) == I.LD and I.mode(ild.code) == I.IND:
                                 ild.k = (ild.k + s.k) & M32
                                 s.code = NOP
@@ -407,8 +518,8 @@ class _Optimizer:
                                 tax.code = NOP
                                 self._changed()
             s = nxt
-        if b.code == (I.JMP | I.JEQ | I.K) and not b.out_use >> A_ATOM & 1:
-            if last.code == (I.ALU | I.SUB | I.X):
+        if b.code == _JMP_JEQ_K and not b.out_use >> A_ATOM & 1:
+            if last.code == _ALU_SUB_X:
                 val = b.val[X_ATOM]
                 if val in const:
                     b.k = (b.k + const[val]) & M32
@@ -416,19 +527,19 @@ class _Optimizer:
                     self._changed()
                 elif b.k == 0:
                     last.code = NOP
-                    b.code = I.JMP | I.JEQ | I.X
+                    b.code = _JMP_JEQ_X
                     self._changed()
-            elif last.code == (I.ALU | I.SUB | I.K):
+            elif last.code == _ALU_SUB_K:
                 last.code = NOP
                 b.k = (b.k + last.k) & M32
                 self._changed()
-            elif last.code == (I.ALU | I.AND | I.K) and b.k == 0:
+            elif last.code == _ALU_AND_K and b.k == 0:
                 b.k = last.k
-                b.code = I.JMP | I.K | I.JSET
+                b.code = _JMP_K_JSET
                 last.code = NOP
                 self._changed()
                 b.et.succ, b.ef.succ = b.ef.succ, b.et.succ
-        if b.code == (I.JMP | I.K | I.JSET):
+        if b.code == _JMP_K_JSET:
             if b.k == 0:
                 b.et.succ = b.ef.succ
             if b.k == 0xFFFFFFFF:
@@ -459,55 +570,70 @@ class _Optimizer:
                 b.et.succ = b.ef.succ
 
     def opt_deadstores(self, b: Block) -> None:
-        last: list[object] = [None] * N_ATOMS
-
-        def dead(s) -> None:
-            atom = _atomuse(s.code, s.k)
-            if atom >= 0:
+        """Drop stores overwritten before use in the block, and those no successor reads."""
+        last: list[Stmt | None] = [None] * N_ATOMS
+        pending = 0  # atoms whose last store is in `last` and not yet read
+        s = b.stmts
+        while s is not None:
+            code = s.code
+            atom = _USE[code]
+            if atom != -1:
                 if atom == AX_ATOM:
-                    last[X_ATOM] = None
-                    last[A_ATOM] = None
+                    pending &= ~(_ABIT | _XBIT)
                 else:
-                    last[atom] = None
-            atom = _atomdef(s.code, s.k)
-            if atom >= 0:
-                if last[atom] is not None:
+                    pending &= ~(1 << (s.k if atom == _K_OPERAND else atom))
+            atom = _DEF[code]
+            if atom != -1:
+                if atom == _K_OPERAND:
+                    atom = s.k
+                bit = 1 << atom
+                if pending & bit:
                     self._changed()
                     last[atom].code = NOP
                 last[atom] = s
-
-        s = b.stmts
-        while s is not None:
-            dead(s)
+                pending |= bit
             s = s.next
-        dead(_BlockStmt(b))
-        for atom in range(N_ATOMS):
-            if last[atom] is not None and not b.out_use >> atom & 1:
-                last[atom].code = NOP
-                self._changed()
+        atom = _USE[b.code]  # the block's jump or return only uses
+        if atom == AX_ATOM:
+            pending &= ~(_ABIT | _XBIT)
+        elif atom >= 0:
+            pending &= ~(1 << atom)
+        dead = pending & ~b.out_use
+        while dead:
+            low = dead & -dead
+            dead ^= low
+            last[low.bit_length() - 1].code = NOP
+            self._changed()
 
     def opt_blk(self, b: Block, do_stmts: bool) -> None:
         p = b.in_edges
         if p is None:
-            b.val = [0] * N_ATOMS
+            val = [0] * N_ATOMS
         else:
-            b.val = list(p.pred.val)
+            val = p.pred.val[:]
             p = p.next
             while p is not None:
                 pv = p.pred.val
-                bv = b.val
-                for i in range(N_ATOMS):
-                    if bv[i] != pv[i]:
-                        bv[i] = 0
+                if pv != val:
+                    # a value known only on some paths is unknown; scratch memory rarely differs
+                    if pv[:A_ATOM] == val[:A_ATOM]:
+                        if val[A_ATOM] != pv[A_ATOM]:
+                            val[A_ATOM] = 0
+                        if val[X_ATOM] != pv[X_ATOM]:
+                            val[X_ATOM] = 0
+                    else:
+                        val = [x if x == y else 0 for x, y in zip(val, pv)]
                 p = p.next
-        aval = b.val[A_ATOM]
-        xval = b.val[X_ATOM]
+        b.val = val
+        aval = val[A_ATOM]
+        xval = val[X_ATOM]
         s = b.stmts
+        opt_stmt = self.opt_stmt
         while s is not None:
-            self.opt_stmt(s, b.val, do_stmts)
+            opt_stmt(s, val, do_stmts)
             s = s.next
-        if do_stmts and ((b.out_use == 0 and aval != 0 and b.val[A_ATOM] == aval and xval != 0
-                          and b.val[X_ATOM] == xval) or I.cls(b.code) == I.RET):
+        if do_stmts and ((b.out_use == 0 and aval != 0 and val[A_ATOM] == aval and xval != 0
+                          and val[X_ATOM] == xval) or b.code & 0x07 == I.RET):
             if b.stmts is not None:
                 b.stmts = None
                 self._changed()
@@ -515,7 +641,7 @@ class _Optimizer:
             self.opt_peep(b)
             self.opt_deadstores(b)
         if I.src(b.code) == I.K:
-            b.oval = self.K(b.k)
+            b.oval = self.kvals.get(b.k) or self.K(b.k)
         else:
             b.oval = b.val[X_ATOM]
         b.et.code = b.code
@@ -524,48 +650,55 @@ class _Optimizer:
     # -- branch optimizations -----------------------------------------------------
     @staticmethod
     def use_conflict(b: Block, succ: Block) -> bool:
+        """Does succ read a register whose value differs from its value after b?"""
         use = succ.out_use
         if use == 0:
             return False
-        for atom in range(N_ATOMS):
-            if use >> atom & 1 and b.val[atom] != succ.val[atom]:
+        bval, sval = b.val, succ.val
+        while use:
+            low = use & -use
+            atom = low.bit_length() - 1
+            if bval[atom] != sval[atom]:
                 return True
+            use ^= low
         return False
 
-    @staticmethod
-    def fold_edge(child: Block, ep: Edge) -> Block | None:
-        code = ep.code
-        if code < 0:
-            code = -code
-            sense = False
-        else:
-            sense = True
-        if child.code != code:
-            return None
-        if child.val[A_ATOM] != ep.pred.val[A_ATOM]:
-            return None
-        if child.oval == ep.pred.oval:
-            return child.et.succ if sense else child.ef.succ
-        if sense and code == (I.JMP | I.JEQ | I.K):
-            return child.ef.succ
-        return None
-
     def opt_j(self, ep: Edge) -> None:
-        if ep.succ.et.succ is None:
+        """Thread an edge past tests whose outcome a dominating edge already decided."""
+        succ = ep.succ
+        if succ.et.succ is None:
             return
-        if ep.succ.et.succ is ep.succ.ef.succ:
-            if not self.use_conflict(ep.pred, ep.succ.et.succ):
+        pred = ep.pred
+        if succ.et.succ is succ.ef.succ:
+            if not self.use_conflict(pred, succ.et.succ):
                 self._changed()
-                ep.succ = ep.succ.et.succ
+                ep.succ = succ = succ.et.succ
+        edges = self.edges
+        deciders = self.deciders
         while True:
-            x = ep.edom
             restart = False
+            child = ep.succ
+            child_code = child.code
+            child_a = child.val[A_ATOM]
+            x = ep.edom & deciders.get((child_code, child_a), 0)
             while x:
                 low = x & -x
-                k = low.bit_length() - 1
                 x ^= low
-                target = self.fold_edge(ep.succ, self.edges[k])
-                if target is not None and not self.use_conflict(ep.pred, target):
+                dom = edges[low.bit_length() - 1]
+                # fold_edge: does the dominating edge's outcome decide the child's test?
+                code = dom.code
+                sense = code >= 0
+                if not sense:
+                    code = -code
+                if child_code != code or child_a != dom.pred.val[A_ATOM]:
+                    continue
+                if child.oval == dom.pred.oval:
+                    target = child.et.succ if sense else child.ef.succ
+                elif sense and code == _JMP_JEQ_K:
+                    target = child.ef.succ
+                else:
+                    continue
+                if target is not None and not self.use_conflict(pred, target):
                     self.done = False
                     ep.succ = target
                     if target.et.succ is not None:
@@ -586,57 +719,54 @@ class _Optimizer:
             if val != ep.pred.val[A_ATOM]:
                 return
             ep = ep.next
+        # libpcap walks pointers to successor fields; an edge is exactly that (its .succ)
         first = b.in_edges.pred
-        # a "pointer to a successor slot": (block, is_true_slot)
-        diff = (first, first.et.succ is b)
-        same_side = b.et.succ if along_false else b.ef.succ
-
-        def get(slot):
-            blk, is_true = slot
-            return blk.et.succ if is_true else blk.ef.succ
-
-        def put(slot, value):
-            blk, is_true = slot
-            if is_true:
-                blk.et.succ = value
-            else:
-                blk.ef.succ = value
-
-        def fixed(blk):
-            return blk.et.succ if along_false else blk.ef.succ
-
-        at_top = True
-        while True:
-            cur = get(diff)
-            if cur is None:
-                return
-            if fixed(cur) is not same_side:
-                return
-            if not cur.dom >> b.id & 1:
-                return
-            if cur.val[A_ATOM] != val:
-                break
-            diff = (cur, not along_false)
-            at_top = False
-        samep = (get(diff), not along_false)
-        while True:
-            cur = get(samep)
-            if cur is None:
-                return
-            if fixed(cur) is not same_side:
-                return
-            if not cur.dom >> b.id & 1:
-                return
-            if cur.val[A_ATOM] == val:
-                break
-            samep = (cur, not along_false)
-        pull = get(samep)
+        diff = first.et if first.et.succ is b else first.ef
+        bid = b.id
         if along_false:
-            put(samep, pull.ef.succ)
-            pull.ef.succ = get(diff)
+            same_side = b.et.succ
+            at_top = True
+            while True:
+                cur = diff.succ
+                if cur is None or cur.et.succ is not same_side or not cur.dom >> bid & 1:
+                    return
+                if cur.val[A_ATOM] != val:
+                    break
+                diff = cur.ef
+                at_top = False
+            samep = diff.succ.ef
+            while True:
+                cur = samep.succ
+                if cur is None or cur.et.succ is not same_side or not cur.dom >> bid & 1:
+                    return
+                if cur.val[A_ATOM] == val:
+                    break
+                samep = cur.ef
+            pull = samep.succ
+            samep.succ = pull.ef.succ
+            pull.ef.succ = diff.succ
         else:
-            put(samep, pull.et.succ)
-            pull.et.succ = get(diff)
+            same_side = b.ef.succ
+            at_top = True
+            while True:
+                cur = diff.succ
+                if cur is None or cur.ef.succ is not same_side or not cur.dom >> bid & 1:
+                    return
+                if cur.val[A_ATOM] != val:
+                    break
+                diff = cur.et
+                at_top = False
+            samep = diff.succ.et
+            while True:
+                cur = samep.succ
+                if cur is None or cur.ef.succ is not same_side or not cur.dom >> bid & 1:
+                    return
+                if cur.val[A_ATOM] == val:
+                    break
+                samep = cur.et
+            pull = samep.succ
+            samep.succ = pull.et.succ
+            pull.et.succ = diff.succ
         if at_top:
             ep = b.in_edges
             while ep is not None:
@@ -646,14 +776,14 @@ class _Optimizer:
                     ep.pred.ef.succ = pull
                 ep = ep.next
         else:
-            put(diff, pull)
+            diff.succ = pull
         self.done = False
 
     def find_inedges(self) -> None:
         for b in self.blocks:
             b.in_edges = None
         for level in range(self.root.level, 0, -1):
-            for b in self._level_blocks(level):
+            for b in self.levels[level]:
                 for ep in (b.et, b.ef):
                     child = ep.succ
                     ep.next = child.in_edges
@@ -662,19 +792,25 @@ class _Optimizer:
     def opt_blks(self, do_stmts: bool) -> None:
         self.init_val()
         maxlevel = self.root.level
-        self.find_inedges()
         for i in range(maxlevel, -1, -1):
-            for p in self._level_blocks(i):
+            for p in self.levels[i]:
                 self.opt_blk(p, do_stmts)
         if do_stmts:
             return
+        # edges by (test, value tested): only a dominating edge with the same test on the same
+        # value can decide a block's branch, so opt_j looks at those instead of all dominators
+        self.deciders: dict[tuple[int, int], int] = {}
+        for i in range(maxlevel, -1, -1):
+            for p in self.levels[i]:
+                key = (p.code, p.val[A_ATOM])
+                self.deciders[key] = self.deciders.get(key, 0) | 1 << p.et.id | 1 << p.ef.id
         for i in range(1, maxlevel + 1):
-            for p in self._level_blocks(i):
+            for p in self.levels[i]:
                 self.opt_j(p.et)
                 self.opt_j(p.ef)
         self.find_inedges()
         for i in range(1, maxlevel + 1):
-            for p in self._level_blocks(i):
+            for p in self.levels[i]:
                 self._pullup(p, True)
                 self._pullup(p, False)
 
@@ -683,10 +819,7 @@ class _Optimizer:
         while True:
             self.done = True
             self.non_branch_movement_performed = False
-            self.find_levels()
-            self.find_dom()
-            self.find_ud()
-            self.find_edom()
+            self.analyze()
             self.opt_blks(do_stmts)
             if self.done:
                 break
@@ -700,54 +833,52 @@ class _Optimizer:
 
     # -- interning and the root ----------------------------------------------------
     def mark_code(self) -> int:
+        """Mark the blocks reachable from the root; returns the mark."""
         mark = next(_MARKS)
-
-        def visit(p: Block) -> None:
+        stack = [self.root]
+        while stack:
+            p = stack.pop()
             if p.mark != mark:
                 p.mark = mark
-                if I.cls(p.code) != I.RET:
-                    visit(p.et.succ)
-                    visit(p.ef.succ)
-
-        visit(self.root)
+                if p.code & 0x07 != I.RET:
+                    stack.append(p.et.succ)
+                    stack.append(p.ef.succ)
         return mark
 
     @staticmethod
-    def eq_slist(x: Stmt | None, y: Stmt | None) -> bool:
-        while True:
-            while x is not None and x.code == NOP:
-                x = x.next
-            while y is not None and y.code == NOP:
-                y = y.next
-            if x is None:
-                return y is None
-            if y is None:
-                return False
-            if x.code != y.code or x.k != y.k:
-                return False
-            x = x.next
-            y = y.next
+    def _stmts_key(s: Stmt | None) -> tuple[int, ...]:
+        key = []
+        while s is not None:
+            if s.code != NOP:
+                key.append(s.code)
+                key.append(s.k)
+            s = s.next
+        return tuple(key)
 
     def intern_blocks(self) -> None:
+        """Merge identical blocks: each reachable block links to the first equal one after it.
+
+        libpcap compares every pair; a dictionary of the lowest later index per block
+        content finds the same partner.
+        """
         blocks = self.blocks
         n = len(blocks)
+        stmts_key = self._stmts_key
         while True:
             done = True
             for b in blocks:
                 b.link = None
             mark = self.mark_code()
-            for i in range(n - 2, -1, -1):
+            first_after: dict[tuple, Block] = {}
+            for i in range(n - 1, -1, -1):
                 bi = blocks[i]
                 if bi.mark != mark:
                     continue
-                for j in range(i + 1, n):
-                    bj = blocks[j]
-                    if bj.mark != mark:
-                        continue
-                    if (bi.code == bj.code and bi.k == bj.k and bi.et.succ is bj.et.succ
-                            and bi.ef.succ is bj.ef.succ and self.eq_slist(bi.stmts, bj.stmts)):
-                        bi.link = bj.link if bj.link is not None else bj
-                        break
+                key = (bi.code, bi.k, id(bi.et.succ), id(bi.ef.succ), stmts_key(bi.stmts))
+                bj = first_after.get(key)
+                if bj is not None:
+                    bi.link = bj.link if bj.link is not None else bj
+                first_after[key] = bi
             for p in blocks:
                 if p.et.succ is None:
                     continue
@@ -784,59 +915,9 @@ class _Optimizer:
         return self.opt_root()
 
 
-class _BlockStmt:
-    """The block's own terminating statement seen as a statement (for dead-store tracking)."""
-
-    __slots__ = ("b",)
-
-    def __init__(self, b: Block):
-        self.b = b
-
-    @property
-    def code(self) -> int:
-        return self.b.code
-
-    @code.setter
-    def code(self, value: int) -> None:
-        self.b.code = value
-
-    @property
-    def k(self) -> int:
-        return self.b.k
-
-
 def optimize(root: Block) -> Block:
     """Optimize the DAG rooted at root in place; returns the new root."""
-    with _deep_recursion(len_hint=_count(root)):
-        return _Optimizer(root).run()
-
-
-def _count(root: Block) -> int:
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        b = stack.pop()
-        if b is None or id(b) in seen:
-            continue
-        seen.add(id(b))
-        stack.append(b.et.succ)
-        stack.append(b.ef.succ)
-    return len(seen)
-
-
-class _deep_recursion:
-    """The DAG walks recurse as deep as the longest path; allow that for big filters."""
-
-    def __init__(self, len_hint: int):
-        self.want = 4 * len_hint + 1000
-
-    def __enter__(self):
-        self.old = sys.getrecursionlimit()
-        if self.want > self.old:
-            sys.setrecursionlimit(self.want)
-
-    def __exit__(self, *exc):
-        sys.setrecursionlimit(self.old)
+    return _Optimizer(root).run()
 
 
 # -- flattening ------------------------------------------------------------------
@@ -849,21 +930,47 @@ class _Flattener:
         self.out: list[CInsn] = []
         self.ftail = 0
 
-    def count_stmts(self, p: Block | None) -> int:
-        if p is None or p.mark == self.mark:
-            return 0
-        p.mark = self.mark
-        n = self.count_stmts(p.et.succ) + self.count_stmts(p.ef.succ)
-        return _slength(p.stmts) + n + 1 + p.longjt + p.longjf
+    def count_stmts(self) -> int:
+        """Instructions the layout needs: statements, the branch, and any long-jump `ja`s."""
+        n = 0
+        stack = [self.root]
+        while stack:
+            p = stack.pop()
+            if p is None or p.mark == self.mark:
+                continue
+            p.mark = self.mark
+            n += _slength(p.stmts) + 1 + p.longjt + p.longjf
+            stack.append(p.et.succ)
+            stack.append(p.ef.succ)
+        return n
 
-    def convert(self, p: Block | None) -> bool:
-        if p is None or p.mark == self.mark:
-            return True
-        p.mark = self.mark
-        if not self.convert(p.ef.succ):
-            return False
-        if not self.convert(p.et.succ):
-            return False
+    def convert_all(self) -> bool:
+        """Emit blocks in libpcap's order (false subtree, true subtree, block) from the end backwards.
+
+        An explicit stack instead of recursion: filters of thousands of blocks need no
+        recursion limit.  False means branches went out of range and the layout restarts.
+
+        libpcap restarts at the first branch out of range; this pass goes on and
+        flags every one.  Flagging adds `ja`s, which only lengthen forward
+        branches, so each flagged branch is one libpcap also flags, and both end
+        with the same flags once all fit -- in one restart per pass, not per branch.
+        """
+        fits = True
+        stack: list[tuple[Block | None, bool]] = [(self.root, False)]
+        while stack:
+            p, emit = stack.pop()
+            if emit:
+                fits = self.convert(p) and fits
+                continue
+            if p is None or p.mark == self.mark:
+                continue
+            p.mark = self.mark
+            stack.append((p, True))
+            stack.append((p.et.succ, False))
+            stack.append((p.ef.succ, False))
+        return fits
+
+    def convert(self, p: Block) -> bool:
         slen = _slength(p.stmts)
         self.ftail -= slen + 1 + p.longjt + p.longjf
         dst = self.ftail
@@ -881,7 +988,7 @@ class _Flattener:
                 src = src.next
                 continue
             jt = jf = 0
-            if I.cls(src.code) == I.JMP and src.code != (I.JMP | I.JA) and off != slen - 2:
+            if I.cls(src.code) == I.JMP and src.code != _JMP_JA and off != slen - 2:
                 if src.jt is None or src.jf is None:
                     raise CompileError(f"no jmp destination for block-local relative jump: off={off}")
                 found_t = found_f = 0
@@ -907,24 +1014,24 @@ class _Flattener:
             out[dst] = CInsn(code, 0, 0, k)
             return True
         extrajmps = 0
-        rel = (p.et.succ.offset - (p.offset + slen) - 1) & M32
+        rel_t = (p.et.succ.offset - (p.offset + slen) - 1) & M32
+        rel_f = (p.ef.succ.offset - (p.offset + slen) - 1) & M32
+        if (rel_t >= 256 and p.longjt == 0) or (rel_f >= 256 and p.longjf == 0):
+            p.longjt |= rel_t >= 256
+            p.longjf |= rel_f >= 256
+            return False
+        rel = rel_t
         if rel >= 256:
-            if p.longjt == 0:
-                p.longjt += 1
-                return False
             jt = extrajmps
             extrajmps += 1
-            out[dst + extrajmps] = CInsn(I.JMP | I.JA, 0, 0, (rel - extrajmps) & M32)
+            out[dst + extrajmps] = CInsn(_JMP_JA, 0, 0, (rel - extrajmps) & M32)
         else:
             jt = rel
-        rel = (p.ef.succ.offset - (p.offset + slen) - 1) & M32
+        rel = rel_f
         if rel >= 256:
-            if p.longjf == 0:
-                p.longjf += 1
-                return False
             jf = extrajmps
             extrajmps += 1
-            out[dst + extrajmps] = CInsn(I.JMP | I.JA, 0, 0, (rel - extrajmps) & M32)
+            out[dst + extrajmps] = CInsn(_JMP_JA, 0, 0, (rel - extrajmps) & M32)
         else:
             jf = rel
         out[dst] = CInsn(code, jt, jf, k)
@@ -933,15 +1040,14 @@ class _Flattener:
     def run(self) -> list[CInsn]:
         while True:
             self.mark = next(_MARKS)
-            n = self.count_stmts(self.root)
+            n = self.count_stmts()
             self.out = [CInsn(0, 0, 0, 0)] * n
             self.ftail = n
             self.mark = next(_MARKS)
-            if self.convert(self.root):
+            if self.convert_all():
                 return self.out
 
 
 def flatten(root: Block) -> list[CInsn]:
     """Lay the DAG out as a cBPF program the way libpcap's icode_to_fcode does."""
-    with _deep_recursion(len_hint=_count(root)):
-        return _Flattener(root).run()
+    return _Flattener(root).run()

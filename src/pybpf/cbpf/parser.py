@@ -44,13 +44,18 @@ _PREC = {"|": 1, "&": 2, "LSH": 3, "RSH": 3, "+": 4, "-": 4, "*": 5, "/": 5, "%"
 _UMINUS = 6
 _RELOPS = {">": (0x20, False), "GEQ": (0x30, False), "=": (0x10, False),
            "LEQ": (0x20, True), "<": (0x30, True), "NEQ": (0x10, True)}
-# Primitives of other link types: recognised so the error can name them.
-UNSUPPORTED = {
-    "LANE", "METAC", "BCC", "OAMF4EC", "OAMF4SC", "SC", "ILMIC", "OAM", "OAMF4", "CONNECTMSG",
-    "METACONNECT", "VPI", "VCI", "FISU", "LSSU", "MSU", "HFISU", "HLSSU", "HMSU", "SIO", "OPC", "DPC", "SLS",
-    "HSIO", "HOPC", "HDPC", "HSLS", "PF_IFNAME", "PF_RSET", "PF_RNR", "PF_SRNR", "PF_REASON", "PF_ACTION",
-    "TYPE", "SUBTYPE", "DIR",
-}
+# Primitives without operands of raw ATM and SS7 MTP2, and the fields compared with numbers.
+ATM_TYPES = {"LANE", "METAC", "BCC", "OAMF4EC", "OAMF4SC", "SC", "ILMIC"}
+ATM_MULTI_TYPES = {"OAM", "OAMF4", "CONNECTMSG", "METACONNECT"}
+ATM_FIELDS = {"VPI": "vpi", "VCI": "vci"}
+MTP2_TYPES = {"FISU", "LSSU", "MSU", "HFISU", "HLSSU", "HMSU"}
+MTP3_FIELDS = {"SIO", "OPC", "DPC", "SLS", "HSIO", "HOPC", "HDPC", "HSLS"}
+PF_KEYWORDS = {"PF_IFNAME", "PF_RSET", "PF_RNR", "PF_SRNR", "PF_REASON", "PF_ACTION"}
+
+
+# when libpcap's parser generates a piece's code: without reading the next token, on any
+# next token (a default reduction), or only on a token that can follow it
+EAGER, ON_ANY, ON_FIT = 0, 1, 2
 
 
 class Qual(NamedTuple):
@@ -75,6 +80,9 @@ class Parser:
         self.toks = tokens
         self.i = 0
         self.furthest = 0
+        # (first token, token after, 'bool' | 'arth', node, when) of every primitive, relation
+        # and arithmetic value parsed, for errors libpcap reports before a later syntax error
+        self.completed: list[tuple[int, int, str, object, int]] = []
 
     # -- helpers --------------------------------------------------------------
     def peek(self, ahead: int = 0) -> str:
@@ -116,14 +124,59 @@ class Parser:
             return node
         except _Fail:
             tok = self.toks[min(max(self.furthest, 0), len(self.toks) - 1)]
-            raise FilterSyntaxError("can't parse filter expression: syntax error", self.expression, tok.pos) from None
+            exc = FilterSyntaxError("can't parse filter expression: syntax error", self.expression, tok.pos)
+            exc.completed = self.completed_before(self.furthest)
+            raise exc from None
+
+    def completed_before(self, index: int, scanner_error: bool = False) -> list[tuple[str, object]]:
+        """The outermost pieces libpcap has generated code for when it fails at token `index`.
+
+        libpcap's parser runs a piece's code generation when it reduces it, so an
+        error there is reported instead of a syntax error further on.  A piece
+        ending right before the bad token counts if the parser reduces it without
+        looking at the next token (EAGER) or by default on any token (ON_ANY);
+        a scanner error's message only gives way to an error raised in code
+        generation, not to one the grammar sets (the ("error", ...) pieces).
+        """
+        limit = {EAGER: index, ON_ANY: index, ON_FIT: index - 1 if scanner_error else index}
+        spans = sorted({(start, end): (kind, node) for start, end, kind, node, when in self.completed
+                        if end <= limit[when] and not (scanner_error and end == index and node[0] == "error")
+                        }.items(), key=lambda item: (item[0][0], -item[0][1]))
+        out = []
+        reach = -1
+        for (start, end), piece in spans:
+            if end > reach:
+                if start >= reach:
+                    out.append(piece)
+                reach = max(reach, end)
+        return out
+
+    def _done(self, start: int, result, kind: str = "bool", after_op: bool = False):
+        node = result[0] if kind == "bool" else result
+        if kind == "arth" or node[0] not in ("and", "or", "not"):
+            last = self.toks[self.i - 1].kind
+            if kind == "arth":
+                when = EAGER if last == "]" else ON_ANY
+            elif node[0] == "pname" or (last == "NUM" and after_op):
+                # the parser looks at what follows to choose: a bare protocol or number is a
+                # primitive only before and/or/')'/the end (else it starts a field or arithmetic)
+                if self.peek() not in ("AND", "OR", ")", "EOF"):
+                    return result
+                when = ON_FIT
+            elif node[0] == "rel" or last in ("HID", "HID6") or node in (("llc", None),) or (
+                    node[0] == "other" and last in ("VLAN", "MPLS", "PPPOES", "GENEVE")):
+                when = ON_ANY
+            else:
+                when = EAGER
+            self.completed.append((start, self.i, kind, node, when))
+        return result
 
     def expr(self, ctx: Qual):
         node, q = self.term(ctx)
         while self.peek() in ("AND", "OR"):
             op = self.take().kind.lower()
             left_q = q
-            rhs, q = self.attempt(lambda: self.term(left_q), lambda: self.id(left_q))
+            rhs, q = self.attempt(lambda: self.term(left_q), lambda: self.id(left_q, after_op=True))
             node = (op, node, rhs)
         return node, q
 
@@ -132,7 +185,7 @@ class Parser:
             self.take()
             node, q = self.term(ctx)
             return ("not", node), q
-        return self.rterm(ctx)
+        return self._done(self.i, self.rterm(ctx))
 
     def rterm(self, ctx: Qual):
         kind = self.peek()
@@ -146,8 +199,8 @@ class Parser:
                 self.take()
                 return ("other", self.take().kind, PNAMES[kind]), QERR
             if nxt in ("TYPE", "SUBTYPE", "DIR"):
-                self.take()
-                return self.unsupported()
+                self.take()  # the protocol qualifier is accepted and ignored, as by libpcap
+                return self.p80211()
             if self._starts_head_tail(nxt):
                 return self.head_id()
             self.take()
@@ -163,10 +216,10 @@ class Parser:
         if kind == "CBYTE":
             self.take()
             idx = self.expect("NUM").value
-            op = self.take().kind
+            op = self.peek()
             if op not in ("&", "|", "<", ">", "="):
-                self.i -= 1
                 self.fail()
+            self.take()
             return ("other", "CBYTE", idx, op, self.expect("NUM").value), QERR
         if kind in ("INBOUND", "OUTBOUND", "PPPOED"):
             self.take()
@@ -186,18 +239,76 @@ class Parser:
             if self.peek() == "ID":
                 return ("llc", self.take().value), QERR
             return ("llc", None), QERR
-        if kind in UNSUPPORTED:
-            return self.unsupported()
+        if kind in ("TYPE", "SUBTYPE", "DIR"):
+            return self.p80211()
+        if kind in PF_KEYWORDS:
+            return self.pfvar()
+        if kind in ATM_TYPES:
+            return ("atmtype", self.take().kind), QERR
+        if kind in ATM_MULTI_TYPES:
+            return ("atmmulti", self.take().kind), QERR
+        if kind in MTP2_TYPES:
+            return ("mtp2type", self.take().kind), QERR
+        if kind in ATM_FIELDS:
+            self.take()
+            return ("atmfield", ATM_FIELDS[kind], self.field_values("atmfield", ATM_FIELDS[kind])), QERR
+        if kind in MTP3_FIELDS:
+            self.take()
+            return ("mtp3field", kind, self.field_values("mtp3field", kind)), QERR
         if kind in ("NUM", "LEN", "-"):
             return self.relation()
         self.fail()
 
-    def unsupported(self):
-        tok = self.take()
-        # consume the primitive's operands so the error names the primitive, not a later token
-        while self.peek() not in ("AND", "OR", ")", "EOF"):
+    def p80211(self):
+        """`type T [subtype S]`, `subtype S`, `dir D`; names are resolved by the code generator."""
+        kind = self.take().kind
+        if kind == "TYPE":
+            ftype = self.name_or_number()
+            if self.peek() == "SUBTYPE":
+                self.take()
+                return ("wlan_type", ftype, self.name_or_number()), QERR
+            return ("wlan_type", ftype, None), QERR
+        if kind == "SUBTYPE":
+            return ("wlan_subtype", self.expect("ID").value), QERR
+        return ("wlan_dir", self.name_or_number()), QERR
+
+    def name_or_number(self):
+        if self.peek() == "NUM":
+            return ("num", self.take().value)
+        return ("name", self.expect("ID").value)
+
+    def pfvar(self):
+        kind = self.take().kind
+        if kind in ("PF_IFNAME", "PF_RSET", "PF_ACTION"):
+            return ("pf", kind, self.expect("ID").value), QERR
+        if kind in ("PF_RNR", "PF_SRNR"):
+            return ("pf", kind, self.expect("NUM").value), QERR
+        return ("pf", kind, self.name_or_number()), QERR
+
+    def field_values(self, node_kind: str, field: str) -> list[tuple[int, bool, int]]:
+        """After vpi/vci/sio/...: NUM, relop NUM, or (NUM or NUM ...); as (jump op, reversed, value)."""
+        kind = self.peek()
+        start = self.i
+        if kind in _RELOPS:
             self.take()
-        return ("unsupported", tok.text), QERR
+            code, reversed_ = _RELOPS[kind]
+        elif kind == "NUM":
+            code, reversed_ = 0x10, False
+        else:
+            self.expect("(")
+            values = []
+            while True:
+                start = self.i
+                values.append((0x10, False, self.expect("NUM").value))
+                self._done(start, ((node_kind, field, values[-1:]), QERR))
+                if self.peek() != "OR":
+                    break
+                self.take()
+            self.expect(")")
+            return values
+        values = [(code, reversed_, self.expect("NUM").value)]
+        self._done(start, ((node_kind, field, values), QERR))
+        return values
 
     @staticmethod
     def _starts_head_tail(kind: str) -> bool:
@@ -237,13 +348,14 @@ class Parser:
             q = Qual(addr, proto, direction)
         return self.id(q)
 
-    def id(self, ctx: Qual):
+    def id(self, ctx: Qual, after_op: bool = False):
         kind = self.peek()
+        start = self.i
         if kind == "NUM":
-            return ("num", self.take().value, ctx), ctx
+            return self._done(start, (("num", self.take().value, ctx), ctx), after_op=after_op)
         if kind == "(":
             return self.attempt(lambda: self.paren_pnum_id(ctx), lambda: self.paren_pid(ctx))
-        return self.nid(ctx)
+        return self._done(start, self.nid(ctx))
 
     def paren_pnum_id(self, ctx: Qual):
         value = self.pnum()
@@ -251,12 +363,13 @@ class Parser:
 
     def paren_pid(self, ctx: Qual):
         self.expect("(")
+        start = self.i
         if self.peek() in ("NUM", "("):
-            node = ("num", self.pnum(), ctx)
+            node, _ = self._done(start, (("num", self.pnum(), ctx), ctx), after_op=True)
             if self.peek() not in ("AND", "OR"):
                 self.fail()
         else:
-            node, _ = self.nid(ctx)
+            node, _ = self._done(start, self.nid(ctx))
         while self.peek() in ("AND", "OR"):
             op = self.take().kind.lower()
             rhs, _ = self.id(ctx)
@@ -308,6 +421,7 @@ class Parser:
 
     # -- arithmetic -----------------------------------------------------------
     def relation(self):
+        start = self.i
         left = self.arth()
         kind = self.peek()
         if kind not in _RELOPS:
@@ -315,10 +429,11 @@ class Parser:
         self.take()
         code, reversed_ = _RELOPS[kind]
         right = self.arth()
-        return ("rel", code, left, right, reversed_), QERR
+        return self._done(start, (("rel", code, left, right, reversed_), QERR))
 
     def arth(self):
         """Shift-reduce over operators with yacc's precedence rules (no precedence: shift)."""
+        start = self.i
         operands = [self.operand()]
         operators: list[str] = []
         while self.peek() in _ARITH:
@@ -329,7 +444,7 @@ class Parser:
             operands.append(self.operand())
         while operators:
             self._reduce(operands, operators)
-        return operands[0]
+        return self._done(start, operands[0], "arth")
 
     @staticmethod
     def _reduce_before(stacked: str, look: str) -> bool:
@@ -363,6 +478,7 @@ class Parser:
         if kind == "(":
             return self.attempt(lambda: ("loadi", self.pnum()), self.paren_narth)
         if kind in PNAMES and self.peek(1) == "[":
+            start = self.i
             proto = PNAMES[self.take().kind]
             self.take()
             index = self.arth()
@@ -371,7 +487,7 @@ class Parser:
                 self.take()
                 size = self.expect("NUM").value
             self.expect("]")
-            return ("load", proto, index, size)
+            return self._done(start, ("load", proto, index, size), "arth")
         self.fail()
 
     def paren_narth(self):
@@ -384,5 +500,25 @@ class Parser:
 
 
 def parse(expression: str, tokens: list[Token]):
-    """The expression's tree, or None for the empty expression (accept everything)."""
+    """The expression's tree, or None for the empty expression (accept everything).
+
+    A FilterSyntaxError carries `completed`: the pieces parsed before the bad
+    token, whose code libpcap generates (and whose errors it reports) first.
+    """
     return Parser(expression, tokens).parse()
+
+
+def before_scanner_error(expression: str, tokens: list[Token]) -> tuple[FilterSyntaxError | None, list]:
+    """What libpcap meets before a token the scanner rejects (tokens: those before it, then EOF).
+
+    A syntax error among them comes first (with the pieces before it); else the
+    pieces complete when the scanner stops.
+    """
+    parser = Parser(expression, tokens)
+    cut = len(tokens) - 1
+    try:
+        parser.parse()
+    except FilterSyntaxError as exc:
+        if parser.furthest < cut:
+            return exc, exc.completed
+    return None, parser.completed_before(cut, scanner_error=True)

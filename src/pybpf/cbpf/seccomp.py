@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 from ..errors import BPFError, KernelError
 from . import insn as I
 from .insn import CInsn
-from .syscalls_x86_64 import SYSCALLS
+from ..syscalls import SYSCALLS
 from .validate import validate
 
 AUDIT_ARCH_X86_64 = 0xC000003E

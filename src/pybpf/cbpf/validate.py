@@ -68,11 +68,16 @@ def opcode_name(code: int) -> str:
     return OPCODE_NAMES.get(code, f"opcode {code:#06x}")
 
 
-def validate(program: Iterable, *, seccomp: bool = False) -> list[CInsn]:
+def validate(program: Iterable, *, seccomp: bool = False, pcap: bool = False) -> list[CInsn]:
     """Check a program against the kernel's rules; return it as CInsns.
 
     Raises FilterValidationError naming the first offending instruction, so a
     caller learns what to fix before the kernel says only "Invalid argument".
+    ``pcap=True`` relaxes two rules the way libpcap's bpf_validate does: a
+    ``ja`` offset wraps around 32 bits, so it may jump backwards (libpcap
+    compiles ``protochain`` into such a loop; the kernel refuses it), and an
+    absolute load may name any offset (bpf_filter rejects the packet when it
+    is beyond the end; there are no Linux ancillary loads).
     """
     insns = as_program(program)
     n = len(insns)
@@ -81,7 +86,7 @@ def validate(program: Iterable, *, seccomp: bool = False) -> list[CInsn]:
     if n > I.MAXINSNS:
         raise FilterValidationError(f"classic BPF program has {n} instructions, the kernel allows {I.MAXINSNS}")
     for pc, ins in enumerate(insns):
-        _check_one(ins, pc, n)
+        _check_one(ins, pc, n, pcap)
     if insns[-1].code not in (I.RET | I.K, I.RET | I.A):
         raise FilterValidationError(
             f"the last instruction is {opcode_name(insns[-1].code)}, but a program must end in ret", n - 1)
@@ -91,7 +96,12 @@ def validate(program: Iterable, *, seccomp: bool = False) -> list[CInsn]:
     return insns
 
 
-def _check_one(ins: CInsn, pc: int, n: int) -> None:
+def jump_target(pc: int, k: int) -> int:
+    """Where ``ja k`` at pc goes when k wraps around 32 bits (libpcap's reading)."""
+    return (pc + 1 + k) & 0xFFFFFFFF
+
+
+def _check_one(ins: CInsn, pc: int, n: int, pcap: bool = False) -> None:
     code, k = ins.code, ins.k
     if not (0 <= code <= 0xFFFF and 0 <= ins.jt <= 0xFF and 0 <= ins.jf <= 0xFF and 0 <= k <= 0xFFFFFFFF):
         raise FilterValidationError(f"field out of range in {tuple(ins)} (code 16 bits, jt/jf 8 bits, k 32 bits)", pc)
@@ -104,6 +114,10 @@ def _check_one(ins: CInsn, pc: int, n: int) -> None:
     elif code in SCRATCH_OPS and k >= I.MEMWORDS:
         raise FilterValidationError(
             f"{opcode_name(code)} M[{k}] is outside scratch memory M[0]..M[{I.MEMWORDS - 1}]", pc)
+    elif code == I.JMP | I.JA and pcap:
+        if jump_target(pc, k) >= n:
+            raise FilterValidationError(f"ja {k:#x} jumps to {jump_target(pc, k)}, outside the program "
+                                        f"(0..{n - 1})", pc)
     elif code == I.JMP | I.JA and k >= n - pc - 1:
         raise FilterValidationError(f"ja +{k} jumps to {pc + 1 + k}, past the last instruction {n - 1}", pc)
     elif code in CONDITIONAL_JUMPS and (pc + ins.jt + 1 >= n or pc + ins.jf + 1 >= n):
@@ -111,7 +125,7 @@ def _check_one(ins: CInsn, pc: int, n: int) -> None:
             f"{opcode_name(code)} jumps to {pc + ins.jt + 1} if true, {pc + ins.jf + 1} if false; "
             f"the last instruction is {n - 1}", pc)
     elif I.cls(code) == I.LD and I.mode(code) == I.ABS and k >= (I.SKF_AD_OFF & 0xFFFFFFFF) \
-            and k not in ANCILLARY_OFFSETS:
+            and k not in ANCILLARY_OFFSETS and not pcap:
         raise FilterValidationError(f"{opcode_name(code)} [SKF_AD_OFF + {k - (1 << 32) - I.SKF_AD_OFF}] is not a "
                                     "Linux ancillary load the kernel knows", pc)
 
@@ -130,7 +144,9 @@ def _check_scratch_written(insns: Sequence[CInsn]) -> None:
                 raise FilterValidationError(f"{opcode_name(code)} M[{ins.k}] reads scratch memory that is not "
                                             "written on every path leading here", pc)
         elif code == I.JMP | I.JA:
-            masks[pc + 1 + ins.k] &= valid
+            target = jump_target(pc, ins.k)
+            if target > pc:  # a backward ja (pcap) returns to code already checked with its other paths
+                masks[target] &= valid
             valid = 0xFFFF
         elif code in CONDITIONAL_JUMPS:
             masks[pc + 1 + ins.jt] &= valid

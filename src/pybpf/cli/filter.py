@@ -21,10 +21,15 @@ examples:
   pybpf filter -ddd udp                          # decimal, count first (iptables -m bpf)
   pybpf filter -O 'ip[2:2] > 576'                # unoptimized, like tcpdump -O -d
   pybpf filter -y LINUX_SLL2 -s 96 'icmp[icmptype] == icmp-echo'
+  pybpf filter -y IEEE802_11_RADIO 'type mgt subtype beacon'
   pybpf filter -r in.pcap tcp port 443                 # count matching packets (libpcap semantics)
   pybpf filter -r in.pcapng -w out.pcap 'host 198.18.0.1'   # keep the matching packets
 
-link types (-y): """ + ", ".join(linktypes.SUPPORTED) + """
+link types (-y): every name tcpdump -y knows (case-insensitive), e.g. EN10MB, LINUX_SLL2,
+  RAW, IEEE802_11_RADIO, PFLOG, SUNATM, MTP2; or a DLT number.  As in libpcap, some
+  primitives exist only on some link types (wlan type/subtype/dir and addr1-4 on
+  802.11, vpi/vci/lane/oam on SUNATM, sio/opc/dpc/sls/fisu on MTP2, on/rnr/action
+  on PFLOG, $xx addresses on ARCNET).
 
 Host, network, port and protocol names come from /etc/hosts, /etc/networks,
 /etc/services, /etc/protocols and /etc/ethers only; no network lookups.

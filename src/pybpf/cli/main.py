@@ -13,6 +13,7 @@ from ..errors import BPFError
 # Only the module of the command being run is imported, so `pybpf X` does not pay
 # for every layer's imports; the summaries here are what `pybpf --help` lists.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "compile, load and attach a BPF program; stream its output and print its maps"),
     "disasm": ("disasm", "disassemble a BPF object or raw bytecode"),
     "asm": ("asm", "assemble BPF assembly text into bytecode"),
     "object": ("object", "inspect a compiled BPF object (.o): programs, maps, variables, CO-RE"),
@@ -25,11 +26,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "filter": ("filter", "compile a tcpdump filter expression to classic BPF"),
     "capture": ("capture", "capture packets on an interface (filter in the kernel)"),
     "seccomp": ("seccomp", "run a command under a seccomp system call filter"),
+    "vm": ("vm", "run BPF programs in pybpf's userspace VM (no kernel, no root); conformance suite"),
 }
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; only `command`'s module is imported (all of them when None is asked for by tests)."""
+    """The parser; only `command`'s module is imported, the others are listed by summary."""
     parser = argparse.ArgumentParser(
         prog="pybpf",
         description="eBPF in pure Python: assemble, disassemble, inspect, load, attach, run and observe BPF programs.",

@@ -230,7 +230,7 @@ def _fd_value(m, words: list[str]) -> tuple[bytes, list[str], list[int]] | None:
     """'value id N' / 'value pinned PATH' / 'value name N' for maps whose values are programs or maps;
     also returns the fds opened, to close after the update."""
     from ..kernel.maps import FD_VALUE_TYPES
-    from ..kernel.uapi import MapType
+    from ..object.kinds import MapType
 
     if m.type not in FD_VALUE_TYPES or not words or words[0] not in ("id", "pinned", "name", "tag"):
         return None
@@ -268,7 +268,7 @@ def _hex_json(data: bytes) -> list[str]:
 
 def entry_plain(m, key: bytes, value: bytes) -> str:
     """One entry as bpftool's print_entry_plain lays it out."""
-    from ..kernel.uapi import MapType
+    from ..object.kinds import MapType
 
     if not m.per_cpu:
         break_names = m.key_size > 16 or m.value_size > 16
@@ -292,7 +292,7 @@ def entry_plain(m, key: bytes, value: bytes) -> str:
 
 
 def entry_json(m, key: bytes, value: bytes) -> dict:
-    from ..kernel.uapi import MapType
+    from ..object.kinds import MapType
 
     if not m.per_cpu:
         entry = {"key": _hex_json(key), "value": _hex_json(value)}

@@ -18,6 +18,10 @@ examples:
   pybpf prog dump xlated 42 --style llvm --linum
   pybpf prog dump jited pinned /sys/fs/bpf/myprog --opcodes
   pybpf prog pin 42 /sys/fs/bpf/myprog
+  pybpf prog load xdp.bpf.o /sys/fs/bpf/xdp       load every program, pin each as /sys/fs/bpf/xdp/NAME
+  pybpf prog load tools.bpf.o /sys/fs/bpf/t --only trace_exec --pinmaps /sys/fs/bpf/t_maps
+  pybpf prog run xdp.bpf.o xdp_firewall --data-in packet.bin --repeat 1000
+  pybpf prog run xdp.bpf.o xdp_firewall --data-in packet.bin --backend vm --json
 
 PROG is """ + selector_help("prog") + """.
 'dump jited' needs capstone (pip install 'pybpf[jited]').
@@ -52,6 +56,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pin = sub.add_parser("pin", help="pin a program on bpffs")
     pin.add_argument("prog", nargs="+", metavar="PROG PATH", help=f"{selector_help('prog')}, then the path")
     pin.set_defaults(func=run_pin)
+    load = sub.add_parser("load", help="load an object's programs and pin them (like bpftool prog loadall)",
+                          epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    load.add_argument("object", metavar="FILE", help="BPF object (.o) or BPF C source (.c, compiled with clang)")
+    load.add_argument("pindir", metavar="PINDIR", help="directory on bpffs to create; each program is pinned there")
+    load.add_argument("--only", action="append", metavar="PROG", help="load only this program (repeatable)")
+    load.add_argument("--pinmaps", metavar="MAPDIR", help="also pin every map in this directory")
+    load.set_defaults(func=run_load)
+    test = sub.add_parser("run", help="run a program of an object on input data (BPF_PROG_TEST_RUN, or the VM)",
+                          epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    test.add_argument("object", metavar="FILE", help="BPF object (.o) or BPF C source (.c)")
+    test.add_argument("program", metavar="PROG", help="name of the program to run")
+    test.add_argument("--data-in", metavar="FILE", help="input packet or buffer ('-' for stdin)")
+    test.add_argument("--ctx-in", metavar="FILE", help="input context (struct __sk_buff, xdp_md, ...)")
+    test.add_argument("--data-out", metavar="FILE", help="write the output data here instead of a hex dump")
+    test.add_argument("--ctx-out", metavar="FILE", help="write the output context here")
+    test.add_argument("--repeat", type=int, default=1, metavar="N", help="run N times (duration is the average)")
+    test.add_argument("--backend", choices=("kernel", "vm"), default="kernel",
+                      help="the kernel (BPF_PROG_TEST_RUN) or pybpf's VM")
+    test.add_argument("--json", action="store_true", help="print the result as JSON")
+    test.set_defaults(func=run_test)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -156,4 +180,108 @@ def run_pin(args: argparse.Namespace) -> int:
     finally:
         for fd in fds:
             close_fd(fd)
+    return 0
+
+
+def _open_spec(path: str):
+    from .run import open_spec
+
+    return open_spec(path)
+
+
+def run_load(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from ..kernel.fs import ensure_bpffs, pin_name
+
+    spec = _open_spec(args.object)
+    if args.only:
+        unknown = [p for p in args.only if p not in spec.programs]
+        if unknown:
+            raise BPFError(f"{args.object}: no program {unknown[0]!r} (there are: {', '.join(spec.programs)})")
+        for name, prog in spec.programs.items():
+            prog.autoload = name in args.only
+    ensure_bpffs()
+    made: list[str] = []
+    try:
+        with spec.load(backend="kernel") as obj:
+            for directory in filter(None, (args.pindir, args.pinmaps)):
+                if not os.path.isdir(directory):
+                    os.makedirs(directory)
+                    made.append(directory)
+            for name, prog in obj.programs.items():
+                prog.pin(os.path.join(args.pindir, name))
+                made.append(prog.pinned_path)
+            if args.pinmaps:
+                for name, live in obj.maps.items():
+                    if live.pinned_path is None:  # maps pinned by name already live somewhere
+                        live.pin(os.path.join(args.pinmaps, pin_name(name)))
+                        made.append(live.pinned_path)
+    except BaseException:
+        for path in reversed(made):  # nothing half-pinned
+            try:
+                os.rmdir(path) if os.path.isdir(path) else os.unlink(path)
+            except OSError:
+                pass
+        raise
+    print(f"pinned {len(obj.programs)} program{'s' if len(obj.programs) != 1 else ''} under {args.pindir}"
+          + (f" and {len(obj.maps)} maps under {args.pinmaps}" if args.pinmaps else ""), file=sys.stderr)
+    return 0
+
+
+def _read_input(path: str | None) -> bytes | None:
+    import sys
+
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def hexdump(data: bytes) -> list[str]:
+    """16 bytes a line: offset, hex in two groups of 8, printable ASCII."""
+    lines = []
+    for off in range(0, len(data), 16):
+        chunk = data[off:off + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk[:8]) + "  " + " ".join(f"{b:02x}" for b in chunk[8:])
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{off:08x}  {hexes:<49} |{text}|")
+    return lines
+
+
+def run_test(args: argparse.Namespace) -> int:
+    spec = _open_spec(args.object)
+    if args.program not in spec.programs:
+        raise BPFError(f"{args.object}: no program {args.program!r} (there are: {', '.join(spec.programs)})")
+    for name, prog in spec.programs.items():
+        prog.autoload = name == args.program
+    data = _read_input(args.data_in) or b""
+    ctx = _read_input(args.ctx_in)
+    if args.repeat < 1:
+        raise BPFError("--repeat must be at least 1")
+    with spec.load(backend=args.backend) as obj:
+        result = obj.programs[args.program].test_run(data, ctx, repeat=args.repeat)
+    for path, out in ((args.data_out, result.data_out), (args.ctx_out, result.ctx_out)):
+        if path:
+            with open(path, "wb") as f:
+                f.write(out)
+    if args.json:
+        record = {"retval": result.retval, "duration": result.duration}
+        if not args.data_out:
+            record["data_out"] = result.data_out.hex()
+        if not args.ctx_out and result.ctx_out:
+            record["ctx_out"] = result.ctx_out.hex()
+        print_json(record, False)
+        return 0
+    print(f"retval: {result.retval} ({result.retval:#x})")
+    print(f"duration: {result.duration} ns (average of {args.repeat} run{'s' if args.repeat != 1 else ''})")
+    if not args.data_out and result.data_out:
+        print(f"data_out: {len(result.data_out)} bytes")
+        print("\n".join(hexdump(result.data_out)))
+    if not args.ctx_out and result.ctx_out:
+        print(f"ctx_out: {len(result.ctx_out)} bytes")
+        print("\n".join(hexdump(result.ctx_out)))
     return 0

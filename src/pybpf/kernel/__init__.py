@@ -2,13 +2,15 @@
 
 pybpf's equivalent of libbpf, in Python: objects are created from specs (or
 explicit parameters), own their file descriptors, and detach/unload when
-closed.  Start with :class:`Map`, :class:`Program`, :class:`Collection`.
+closed.  Start with ``ObjectSpec.load(backend="kernel")`` (an :class:`Object`),
+or :class:`Map`, :class:`Program`, :class:`Collection` for hand-made ones.
 """
 
 from .attach import attach_perf_fd, interface_index
 from .btf_object import KernelBTF, minimal_btf
-from .codec import Codec, IntCodec, RawCodec, StructCodec
+from ..object.codec import Codec, IntCodec, RawCodec, StructCodec
 from .collection import Collection
+from .loader import Object, load_spec, unavailable
 from .features import (
     kernel_version, supports_helper, supports_map_type, supports_prog_type, require_map_type, require_prog_type,
 )
@@ -25,7 +27,6 @@ from .perf import HardwareEvent, PerfType, SoftwareEvent
 from .perfbuf import PerfBufReader, PerfEventArray
 from .program import Program, ProgramInfo, TestRunResult
 from .ringbuf import RingBufReader
-from .sections import SECTION_DEFS, SectionDef, section_def
 from .stacks import FoldedStacks, StackTraceMap, decode_stack
 from .symbolize import Frame, KernelSymbols, ProcessSymbols, kernel_symbols
 from .syscall import btf_ids, link_ids, map_ids, prog_ids
@@ -33,9 +34,15 @@ from .tracepipe import TraceLine, TracePipe, trace_pipe
 from .uapi import ANY, EXIST, NOEXIST, AttachType, LinkType, MapFlags, MapType, ProgFlags, ProgType, XDPFlags
 from .verifier import SourceLine
 
+# ObjectSpec.load(backend="kernel") and backend="auto" (which falls back to the VM when `unavailable` says why).
+from ..object.spec import register_backend as _register_backend
+
+_register_backend("kernel", load_spec, unavailable)
+
 __all__ = [
+    "Object", "load_spec", "unavailable",
     "CGROUP_HOOKS", "IterLink", "ProgAttachLink", "TCFilterLink", "USDTLink", "USDTProbe", "cgroup2_root",
-    "enable_stats", "probe_features", "usdt_probes", "SECTION_DEFS", "SectionDef", "section_def",
+    "enable_stats", "probe_features", "usdt_probes",
     "ANY", "EXIST", "NOEXIST", "AttachType", "BPFLink", "BloomFilterMap", "Codec", "Collection", "FoldedStacks",
     "Frame", "HardwareEvent", "KernelSymbols", "ProcessSymbols", "StackTraceMap", "decode_stack", "kernel_symbols",
     "IntCodec", "KernelBTF", "Link", "LinkGroup", "LinkInfo", "LinkType", "Map", "MapFlags", "MapInfo",

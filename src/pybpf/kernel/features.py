@@ -13,6 +13,10 @@ import errno
 import os
 import struct
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..btf import BTFFeatures
 
 from ..errors import BPFError, NotSupportedError
 from .syscall import bpf_errno, kernel_error, CAP_BPF
@@ -455,3 +459,77 @@ def probe_features(*, use_cache: bool = True, helpers: bool = True) -> dict:
     except OSError:
         pass  # a read-only home: the in-process cache still holds
     return report
+
+
+# --- what the object loader adapts to ----------------------------------------------
+
+
+def _btf_loads(data: bytes) -> bool:
+    from .uapi import BTFLoadAttr
+
+    buf = ctypes.create_string_buffer(data, len(data))
+    fd, err = bpf_errno(Cmd.BTF_LOAD, BTFLoadAttr(btf=ctypes.addressof(buf), btf_size=len(data)))
+    if fd >= 0:
+        os.close(fd)
+        return True
+    if err in (errno.EPERM, errno.EACCES):
+        raise kernel_error(err, "cannot probe BTF support", (CAP_BPF,))
+    return False
+
+
+@cache
+def supports_btf() -> bool:
+    """Whether BPF_BTF_LOAD accepts the plainest BTF there is (Linux 4.18+)."""
+    from ..btf import probe_btf
+
+    return _btf_loads(probe_btf("btf"))
+
+
+@cache
+def btf_features() -> "BTFFeatures":
+    """Which BTF kinds the kernel accepts, as pybpf.btf's sanitizer wants to know (probed once per process)."""
+    from ..btf import BTFFeatures, probe_btf
+
+    if not supports_btf():
+        return BTFFeatures.none()
+    return BTFFeatures(**{name: _btf_loads(probe_btf(name)) for name in BTFFeatures.names()})
+
+
+@cache
+def supports_mmapable_arrays() -> bool:
+    """Whether array maps may be created with BPF_F_MMAPABLE (5.5+): global data is then read without syscalls."""
+    attr = MapCreateAttr(map_type=int(MapType.ARRAY), key_size=4, value_size=4, max_entries=1,
+                         map_flags=int(MapFlags.MMAPABLE))
+    fd, err = bpf_errno(Cmd.MAP_CREATE, attr)
+    if fd >= 0:
+        os.close(fd)
+        return True
+    if err in (errno.EPERM, errno.EACCES):
+        raise kernel_error(err, "cannot probe BPF_F_MMAPABLE", (CAP_BPF,))
+    return False
+
+
+@cache
+def bpf_unavailable() -> str | None:
+    """Why this process cannot use bpf() (no privilege, no syscall, not Linux), or None when it can."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return f"the kernel backend needs Linux (this is {sys.platform})"
+    attr = MapCreateAttr(map_type=int(MapType.ARRAY), key_size=4, value_size=4, max_entries=1)
+    try:
+        fd, err = bpf_errno(Cmd.MAP_CREATE, attr)
+    except OSError as exc:
+        return f"the bpf() system call failed: {exc}"
+    if fd >= 0:
+        os.close(fd)
+        return None
+    if err == errno.ENOSYS:
+        return "this kernel has no bpf() system call (CONFIG_BPF_SYSCALL is off)"
+    if err in (errno.EPERM, errno.EACCES):
+        from .syscall import missing_capabilities
+
+        missing = missing_capabilities((CAP_BPF,))
+        return (f"no bpf() privilege ({', '.join(missing) or 'EPERM'}): run as root or grant CAP_BPF "
+                "(+ CAP_PERFMON for tracing, CAP_NET_ADMIN for networking)")
+    return f"bpf() refuses to create a map here ({errno.errorcode.get(err, err)})"

@@ -46,6 +46,12 @@ def _mount(source: str, target: str, fstype: str, options: str | None = None) ->
         raise KernelError(err, what)
 
 
+def pin_name(name: str) -> str:
+    """A file name bpffs accepts for an object called ``name``: bpffs refuses names with a dot
+    (``prog.rodata``), so dots become underscores, as libbpf makes them."""
+    return name.replace(".", "_")
+
+
 def ensure_bpffs(path: str = BPFFS) -> str:
     """Make sure a bpf file system is mounted at ``path`` (mounting it if absent); returns path."""
     if _mount_type(path) != "bpf":

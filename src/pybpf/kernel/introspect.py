@@ -172,66 +172,34 @@ def program_image(fd: int) -> ProgramImage:
     )
 
 
-class BTFStrings:
-    """The string section and type names of raw BTF: enough for line info and function names.
-
-    Full parsing and C printing are pybpf.btf's job; this reads the header, the
-    string table, and walks the type records only to find each one's name.
-    """
-
-    def __init__(self, data: bytes, base: "BTFStrings | None" = None):
-        if len(data) < 24:
-            raise BPFError(f"BTF of {len(data)} bytes is too short for a header")
-        magic, _version, _flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<HBBIIIII", data)
-        if magic != 0xEB9F:
-            raise BPFError(f"not BTF data (magic {magic:#x})")
-        self.strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
-        self.base = base
-        self.types: list[tuple[int, int, int]] = list(base.types) if base else [(0, 0, 0)]  # (kind, name_off, type)
-        types = data[hdr_len + type_off:hdr_len + type_off + type_len]
-        off = 0
-        while off + 12 <= len(types):
-            name_off, info, size_type = struct.unpack_from("<III", types, off)
-            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-            off += 12
-            if kind in (4, 5, 15, 19):       # struct/union members, datasec vars, enum64 values: 12 bytes each
-                off += 12 * vlen
-            elif kind in (6, 13):            # enum values, func_proto params: 8 bytes each
-                off += 8 * vlen
-            elif kind in (1, 14, 17):        # int encoding, var linkage, decl_tag component: 4 bytes
-                off += 4
-            elif kind == 3:                  # struct btf_array
-                off += 12
-            self.types.append((kind, name_off, size_type))
-
-    def string(self, offset: int) -> str:
-        if self.base is not None:
-            base_len = len(self.base.strings)
-            if offset < base_len:
-                return self.base.string(offset)
-            offset -= base_len
-        end = self.strings.find(b"\0", offset)
-        return self.strings[offset:end if end >= 0 else len(self.strings)].decode(errors="replace")
-
-    def name_of(self, type_id: int) -> str:
-        if 0 < type_id < len(self.types):
-            return self.string(self.types[type_id][1])
-        return ""
-
-
-def btf_strings_by_id(btf_id: int) -> BTFStrings | None:
-    """The BTF object ``btf_id`` (split BTF resolved against vmlinux), or None when unreadable."""
+def btf_by_id(btf_id: int) -> Any:
+    """The BTF object ``btf_id`` parsed by pybpf.btf (split BTF on vmlinux for modules), or None when unreadable."""
+    from ..btf import BTF, kernel_btf
     from .btf_object import KernelBTF
 
     try:
         with KernelBTF.from_id(btf_id) as btf:
+            info = btf.info()
             data = btf.data()
+        base = kernel_btf() if info.kernel_btf and info.name != "vmlinux" else None
+        return BTF.from_bytes(data, base, name=f"BTF id {btf_id}", validate=False)
     except (BPFError, OSError):
         return None
+
+
+def btf_name(btf: Any, type_id: int) -> str:
+    """The name of a type, or "" when the id or its name is not in ``btf`` (a program's BTF may be odd)."""
     try:
-        return BTFStrings(data)
+        return btf.name_of(type_id) if type_id else ""
     except BPFError:
-        return None
+        return ""
+
+
+def _btf_string(btf: Any, offset: int) -> str:
+    try:
+        return btf.string(offset)
+    except BPFError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -243,23 +211,24 @@ class SourceRecord:
     text: str
 
 
-def source_records(image: ProgramImage, btf: BTFStrings | None) -> list[SourceRecord]:
+def source_records(image: ProgramImage, btf: Any) -> list[SourceRecord]:
+    """The program's line info with file names and source text from its BTF (a pybpf.btf BTF, or None)."""
     if btf is None:
         return []
-    return [SourceRecord(insn, btf.string(file_off), lc >> 10, lc & 0x3FF, btf.string(line_off))
+    return [SourceRecord(insn, _btf_string(btf, file_off), lc >> 10, lc & 0x3FF, _btf_string(btf, line_off))
             for insn, file_off, line_off, lc in image.line_info]
 
 
-def full_name(fd: int, info: Any, btf: BTFStrings | None = None) -> str:
+def full_name(fd: int, info: Any, btf: Any = None) -> str:
     """A program's name; a 15-character (truncated) name is completed from its BTF function record."""
     name = info.name
     if len(name) < 15 or not info.btf_id or not info.nr_func_info:
         return name
     image = program_image(fd)
-    btf = btf or btf_strings_by_id(image.btf_id)
+    btf = btf or btf_by_id(image.btf_id)
     if btf is None or not image.func_info:
         return name
-    return btf.name_of(image.func_info[0][1]) or name
+    return btf_name(btf, image.func_info[0][1]) or name
 
 
 def program_record(fd: int, *, owners: dict | None = None, pinned: list[str] | None = None) -> dict:

@@ -1,6 +1,6 @@
 """Live BPF maps: create, open, pin, and use them like dicts.
 
-Keys and values pass through codecs (:mod:`pybpf.kernel.codec`): raw bytes by
+Keys and values pass through codecs (:mod:`pybpf.object.codec`): raw bytes by
 default, ints accepted for integer-sized fields, or the BTF codec.  Per-CPU
 maps take and return one value per possible CPU.  Iteration follows
 libbpf/bpftool: walk with BPF_MAP_GET_NEXT_KEY, skip keys deleted between
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from ..errors import BPFError, KernelError, MapError, NotSupportedError
-from .codec import as_codec
+from ..object.codec import as_codec
 from .fd import FDObject
 from .fs import possible_cpu_count
 from .syscall import CAP_BPF, bpf_errno, fd_by_id, fd_kind, kernel_error, obj_get, obj_info, obj_pin
@@ -156,6 +156,9 @@ class Map(FDObject):
         self.value_codec = as_codec(value_codec or default_value, self.value_size)
         self.pinned_path: str | None = None
         self._batch_ok = self.type in _BATCH_TYPES
+        # Ring buffers and perf event arrays: how records decode when a reader is given no codec
+        # (the object loader sets it from the map's ``__type(value, struct event)``).
+        self.record_codec: Any = None
 
     # -- construction --------------------------------------------------------
 
@@ -746,7 +749,7 @@ class RingBuf(Map):
         """A RingBufReader on this map (records decoded with ``codec``, raw bytes by default)."""
         from .ringbuf import RingBufReader
 
-        return RingBufReader(self, codec=codec, callback=callback)
+        return RingBufReader(self, codec=codec if codec is not None else self.record_codec, callback=callback)
 
     def events(self, timeout: float | None = None, codec: Any = None) -> Iterator[Any]:
         """Yield records as they arrive; stop after ``timeout`` seconds (None: forever)."""

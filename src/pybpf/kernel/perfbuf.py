@@ -23,7 +23,7 @@ import warnings
 from typing import Any, Callable, Iterator
 
 from ..errors import MapError
-from .codec import as_codec, decode_many
+from ..object.codec import as_codec, decode_many
 from .fs import online_cpus
 from .maps import Map
 from .perf import (
@@ -44,7 +44,8 @@ class PerfEventArray(Map):
     """A perf event array map: read it with :meth:`reader`."""
 
     def reader(self, codec: Any = None, callback: Callable[[Any], Any] | None = None, **options: Any) -> "PerfBufReader":
-        return PerfBufReader(self, codec=codec, callback=callback, **options)
+        return PerfBufReader(self, codec=codec if codec is not None else self.record_codec, callback=callback,
+                             **options)
 
 
 class _CPURing:

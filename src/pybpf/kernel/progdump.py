@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from ..errors import NotSupportedError
 from ..isa import Instruction
-from .introspect import BTFStrings, ProgramImage, SourceRecord, btf_strings_by_id, program_image, source_records
+from .introspect import ProgramImage, SourceRecord, btf_by_id, btf_name, program_image, source_records
 from .symbolize import kernel_symbols
 
 LD_IMM64 = 0x18
@@ -118,7 +118,7 @@ def _text(insn: Instruction, style: str, notes: _Annotations, formatter: Callabl
 
 
 def dump_xlated(fd: int, *, style: str = "kernel", image: ProgramImage | None = None,
-                btf: BTFStrings | None = None) -> list[XlatedInsn]:
+                btf: Any = None) -> list[XlatedInsn]:
     """The verifier's view of the program behind ``fd``, one record per instruction."""
     if style not in ("kernel", "llvm"):
         raise ValueError(f"style must be 'kernel' or 'llvm', not {style!r}")
@@ -126,9 +126,9 @@ def dump_xlated(fd: int, *, style: str = "kernel", image: ProgramImage | None = 
     if not image.xlated:
         raise NotSupportedError("reading the translated instructions of this program",
                                 reason="the kernel returned none (kernel.kptr_restrict or bpf_jit_harden hides them)")
-    btf = btf if btf is not None else (btf_strings_by_id(image.btf_id) if image.btf_id else None)
+    btf = btf if btf is not None else (btf_by_id(image.btf_id) if image.btf_id else None)
     sources = {r.insn: r for r in source_records(image, btf)}
-    functions = {off: (btf.name_of(type_id) if btf else "") for off, type_id in image.func_info}
+    functions = {off: (btf_name(btf, type_id) if btf else "") for off, type_id in image.func_info}
     notes = _Annotations(image)
     formatter = _isa_formatter(style)
     out: list[XlatedInsn] = []
@@ -155,14 +155,14 @@ def _capstone():
     return md
 
 
-def dump_jited(fd: int, *, image: ProgramImage | None = None, btf: BTFStrings | None = None) -> list[JitedFunction]:
+def dump_jited(fd: int, *, image: ProgramImage | None = None, btf: Any = None) -> list[JitedFunction]:
     """The JITed machine code of the program behind ``fd``, per function, disassembled."""
     image = image or program_image(fd)
     if not image.jited:
         raise NotSupportedError("dumping JITed code of this program", reason="it is not JIT-compiled "
                                 "(or kernel.kptr_restrict / bpf_jit_harden hides the image)")
     md = _capstone()
-    btf = btf if btf is not None else (btf_strings_by_id(image.btf_id) if image.btf_id else None)
+    btf = btf if btf is not None else (btf_by_id(image.btf_id) if image.btf_id else None)
     records = source_records(image, btf)
     ks = kernel_symbols(reload=True)  # programs are added to kallsyms as they load
     lens = image.jited_func_lens or [len(image.jited)]

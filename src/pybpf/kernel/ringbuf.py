@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from ..errors import MapError
-from .codec import as_codec, decode_many
+from ..object.codec import as_codec, decode_many
 from .uapi import RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SIZE, MapType
 
 PAGE_SIZE = mmap.PAGESIZE

@@ -122,6 +122,10 @@ class TracePipe:
 
     __iter__ = lines
 
+    def fileno(self) -> int:
+        """The pipe's fd, to wait on it with select/poll next to other event sources."""
+        return self._fd
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -22,21 +22,39 @@ What a backend does with a spec, in order (libbpf's bpf_object__load):
    ``func_info``/``line_info`` (slot offsets, the object's BTF ids and strings).
    When the verifier reports ``invalid func unknown#N``, ``spec.explain_poison``
    says which CO-RE relocation, map or kfunc it was.
+
+The names below are imported on first use: ``pybpf.object.kinds`` (the kernel's
+enumerations, which the kernel layer shares) then loads without the parser,
+CO-RE and BTF machinery.
 """
 
-from .core import COREKind, CORERelocation, CORERelocationResult, CORETarget, apply_core
-from .externs import KsymResolution
-from .kinds import AttachType, MapFlags, MapType, Pinning, ProgFlags, ProgType
-from .sections import SECTION_DEFS, ProbeTarget, SectionDef, SectionFlags, find_section_def
-from .spec import (
-    DataSection, ExternReference, ExternSpec, FuncInfo, FunctionSpan, LineInfo, MapReference, MapSpec,
-    ObjectSpec, ProgramSpec, VariableSpec, register_backend,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AttachType", "COREKind", "CORERelocation", "CORERelocationResult", "CORETarget", "DataSection",
-    "ExternReference", "ExternSpec", "FuncInfo", "FunctionSpan", "KsymResolution", "LineInfo", "MapFlags",
-    "MapReference", "MapSpec", "MapType", "ObjectSpec", "Pinning", "ProbeTarget", "ProgFlags", "ProgType",
-    "ProgramSpec", "SECTION_DEFS", "SectionDef", "SectionFlags", "VariableSpec", "apply_core", "find_section_def",
-    "register_backend",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    ".core": ("COREKind", "CORERelocation", "CORERelocationResult", "CORETarget", "apply_core"),
+    ".externs": ("KsymResolution",),
+    ".kinds": ("AttachType", "MapFlags", "MapType", "Pinning", "ProgFlags", "ProgType"),
+    ".sections": ("SECTION_DEFS", "ProbeTarget", "SectionDef", "SectionFlags", "find_section_def"),
+    ".spec": ("DataSection", "ExternReference", "ExternSpec", "FuncInfo", "FunctionSpan", "LineInfo", "MapReference",
+              "MapSpec", "ObjectSpec", "ProgramSpec", "VariableSpec", "register_backend"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pybpf.object' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
+
+
+__all__ = sorted(_MODULE_OF)

@@ -149,6 +149,31 @@ class StructCodec:
         return f"StructCodec({self.format!r}, fields={self.type._fields if self.type else None})"
 
 
+class RecordCodec:
+    """Decode event records with a fixed-size codec even when the record is longer (perf samples are padded
+    to 8 bytes) or shorter (a program that sends part of a struct): the first ``size`` bytes are decoded,
+    a record too short for them stays bytes."""
+
+    def __init__(self, codec: Any):
+        self.codec = codec
+        self.size = codec.size
+
+    def decode(self, data: bytes | memoryview) -> Any:
+        size = self.size
+        if len(data) < size:
+            return bytes(data)
+        return self.codec.decode(data[:size] if len(data) > size else data)
+
+    def decode_many(self, buffer: memoryview, count: int, stride: int, offset: int) -> list:
+        return decode_many(self.codec, buffer, count, stride, offset, self.size)
+
+    def encode(self, value: Any) -> bytes:
+        return self.codec.encode(value)
+
+    def __repr__(self) -> str:
+        return f"RecordCodec({self.codec!r})"
+
+
 def as_codec(codec: Any, size: int | None) -> Any:
     """A codec for a field of ``size`` bytes: the given one, a struct format string, or RawCodec."""
     if codec is None:
