@@ -72,19 +72,34 @@ _MOD_KINDS = frozenset(int(k) for k in MODIFIER_KINDS)
 class _Strings(dict):
     """string offset -> str for one BTF's whole string space (base strings included).
 
-    Filled in bulk on first use when the table is plain ASCII (one C-level split),
-    and per offset otherwise; offsets pointing into the middle of a string, which
-    BTF allows, are decoded on demand by ``__missing__``.
+    Strings are decoded on first use, or all at once by ``fill`` for code about to
+    read most of them.  A plain ASCII table is decoded to one str up front, so a
+    name is a slice of it (offsets pointing into the middle of a string, which
+    BTF allows, included); anything else goes through ``BTF._decode_string``.
     """
+
+    __slots__ = ("_btf", "_text", "filled")
 
     def __init__(self, btf: "BTF"):
         super().__init__()
         self._btf = btf
+        self._text: str | None = None
+        self.filled = False
 
     def __missing__(self, offset: int) -> str:
-        text = self._btf._decode_string(offset)
-        self[offset] = text
-        return text
+        btf = self._btf
+        rel = offset - btf.string_start
+        if rel >= 0:
+            text = self._text
+            if text is None:
+                table = btf._strtab
+                text = self._text = bytes(table).decode("ascii") if table.isascii() else ""
+            end = text.find("\0", rel)  # -1 past the text: a string appended since, or a bad offset
+            if end >= 0:
+                value = self[offset] = text[rel:end]
+                return value
+        value = self[offset] = btf._decode_string(offset)
+        return value
 
     def fill(self) -> None:
         btf = self._btf
@@ -291,11 +306,11 @@ class BTF:
     def _all_strings(self) -> _Strings:
         """The string map, filled in bulk (for code about to touch most names)."""
         s = self._strings
-        if not getattr(s, "_filled", False):
+        if not s.filled:
             if self.base is not None:
                 self.base._all_strings()
             s.fill()
-            s._filled = True  # type: ignore[attr-defined]
+            s.filled = True
         return s
 
     def _string_index(self) -> dict[str, int]:
