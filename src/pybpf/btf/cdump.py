@@ -35,8 +35,8 @@ padding is bounded and a runaway recursion is explained by ``BTF.validate``.
 from __future__ import annotations
 
 from array import array
-from itertools import accumulate, chain, compress, count, filterfalse, repeat
-from operator import add, and_, itemgetter, lt, mod, mul
+from itertools import chain, compress, count, filterfalse, repeat
+from operator import add, itemgetter, lt, mod, mul
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import BTFError
@@ -95,26 +95,26 @@ def _take(seq: Any, keys: Any) -> tuple:
 
 
 class _Records:
-    """The entries (members, enumerators, parameters) of every record of some kinds, as flat arrays.
+    """The entries (members, enumerators) of every record of some kinds, as one flat array.
 
-    ``span[id]`` is the (start, stop) of that type's entries; ``words[j::per]`` is the
-    j-th word of every entry.  Built with one slice per record and a join, no loop over
-    entries, so whole-BTF passes (names, sizes, references) run as C loops.
+    ``span[id]`` is the (start, stop) entry indexes of that type's entries; ``words[j::per]``
+    is the j-th word of every entry, so whole-BTF passes (names, sizes, offsets) run as C loops.
     """
 
     __slots__ = ("span", "words")
 
-    def __init__(self, dumper: "CDumper", kinds: tuple[int, ...], first_word: int, per: int):
-        w, offs = dumper.w, dumper.offs
+    def __init__(self, dumper: "CDumper", kinds: tuple[int, ...], per: int):
+        w = dumper.w
         mask = dumper.kind.translate(_kind_mask(*kinds))
-        starts = list(compress(offs, mask))
-        vlens = list(map(and_, _take(w, list(map(add, starts, repeat(1)))), repeat(0xFFFF)))
-        byte_starts = list(map(mul, map(add, starts, repeat(first_word)), repeat(4)))
-        byte_stops = map(add, byte_starts, map(mul, vlens, repeat(4 * per)))
         flat = self.words = array("I")
-        flat.frombytes(b"".join(_take(memoryview(w).cast("B"), list(map(slice, byte_starts, byte_stops)))))
-        firsts = list(accumulate(vlens, initial=0))
-        self.span = dict(zip(compress(range(dumper.n), mask), zip(firsts, firsts[1:])))
+        extend = flat.extend
+        span = self.span = {}
+        start = 0
+        for tid, o in zip(compress(count(), mask), compress(dumper.offs, mask)):
+            vlen = w[o + 1] & 0xFFFF
+            extend(w[o + 3:o + 3 + per * vlen])
+            span[tid] = (start, start + vlen)
+            start += vlen
 
 
 class _Computed(dict):
@@ -180,11 +180,11 @@ class CDumper:
 
     def dump_all(self) -> None:
         """Every type, as bpftool dumps a whole file."""
-        self._members = _Records(self, (_STRUCT, _UNION), 3, 3)
+        self._members = _Records(self, (_STRUCT, _UNION), 3)
         # Functions, variables, sections and decl tags declare nothing and nothing orders through them.
         queue = self.order_types(compress(range(self.n), self.kind.translate(_DECLARABLE_MASK)))
         self._plan_layouts()
-        enums = self._enums = _Records(self, (_ENUM,), 3, 2)
+        enums = self._enums = _Records(self, (_ENUM,), 2)
         self._enumerator_names = _take(self.strings, enums.words[0::2])
         self.emit_queue(queue)
 
@@ -300,10 +300,12 @@ class CDumper:
                 group = list(compress(offs, kinds.translate(mask)))
                 for word in words:
                     refs.update(_take(w, list(map(add, group, repeat(word)))))
-            members = self._members or _Records(self, (_STRUCT, _UNION), 3, 3)
+            members = self._members or _Records(self, (_STRUCT, _UNION), 3)
             refs.update(members.words[1::3])
-            refs.update(_Records(self, (_FUNC_PROTO,), 3, 2).words[1::2])
-            refs.update(_Records(self, (_DATASEC,), 3, 3).words[0::3])
+            for o in compress(offs, kinds.translate(_kind_mask(_FUNC_PROTO))):
+                refs.update(w[o + 4:o + 3 + 2 * (w[o + 1] & 0xFFFF):2])
+            for o in compress(offs, kinds.translate(_kind_mask(_DATASEC))):
+                refs.update(w[o + 3:o + 3 + 3 * (w[o + 1] & 0xFFFF):3])
             self._referenced = refs
         return tid in refs
 
