@@ -170,7 +170,9 @@ class CDumper:
         self._members: _Records | None = None
         self._member_names: tuple[str, ...] = ()
         self._member_types: Any = ()
-        self._layout: dict[int, tuple[int, int, bool, tuple]] = {}
+        self._layout: dict[int, tuple[int, int]] = {}
+        self._packed: set[int] = set()
+        self._pads: dict[int, list[tuple[int, int, int, int]]] = {}
         self._enums: _Records | None = None
         self._enumerator_names: tuple[str, ...] = ()
 
@@ -192,9 +194,9 @@ class CDumper:
         """What struct_def needs of every plain struct and union, worked out for all members at once.
 
         Plain: with members, none a bitfield, each with a size and an alignment.  For those,
-        ``_layout[id]`` is (first member, stop, packed, pads): libbpf's packed verdict and the
-        gaps that need padding members, as (member index, from bit, to bit, alignment); a
-        gap the compiler leaves by itself (most are) needs none.  Arithmetic per member runs
+        ``_layout[id]`` is the span of their members, ``_packed`` holds libbpf's packed verdicts
+        and ``_pads[id]`` the gaps that need padding members, as (member index, from bit, to
+        bit, alignment); a gap the compiler leaves by itself (most are) needs none.  Arithmetic per member runs
         as C loops over the flat member arrays; Python loops only visit structs and gaps.
         The rest take the member-by-member path (which also reports impossible gaps).
         """
@@ -241,6 +243,8 @@ class CDumper:
                 align = 1
             else:
                 align = aligns[j] if j < spans[i][1] else self.align_of(ids[i])
+            if -(-cur // (8 * align)) * 8 * align == nxt and align in (1, 2, 4, 8):
+                continue  # alignment alone closes the gap: _bit_padding would write nothing
             try:
                 self._bit_padding(check, cur, nxt, align, False, "")
             except BTFError:
@@ -249,8 +253,11 @@ class CDumper:
             if check:
                 pads.setdefault(i, []).append((j - spans[i][0], cur, nxt, align))
                 check.clear()
-        self._layout = {t: (a, b, i in packed, tuple(pads.get(i, ())))
-                        for i, (t, (a, b)) in enumerate(zip(ids, spans)) if i not in special}
+        self._layout = dict(zip(ids, spans))
+        for i in special:
+            del self._layout[ids[i]]
+        self._packed = {ids[i] for i in packed}
+        self._pads = {ids[i]: gaps for i, gaps in pads.items()}
 
     def emit_queue(self, queue: list[int]) -> None:
         emit, emitted = self.emit_type, self.emit_state
@@ -279,10 +286,12 @@ class CDumper:
         return name
 
     def type_name(self, tid: int) -> str:
-        return self._resolve_name(tid, self.type_names)
+        name = self.names.get(tid)
+        return self._resolve_name(tid, self.type_names) if name is None else name
 
     def ident_name(self, tid: int) -> str:
-        return self._resolve_name(tid, self.ident_names)
+        name = self.names.get(tid)
+        return self._resolve_name(tid, self.ident_names) if name is None else name
 
     def referenced(self, tid: int) -> bool:
         """Whether any type refers to ``tid`` (decides if an anonymous enum is a top-level declaration).
@@ -623,20 +632,21 @@ class CDumper:
         head = f"{keyword} {name} {{" if w[o] else f"{keyword}{name} {{"
         if layout is None:
             return self._struct_def_general(tid, lvl, head)
-        first, stop, packed, pads = layout
-        parts, stride = self._member_parts(self._member_names[first:stop], self._member_types[first:stop], lvl + 1)
+        first, stop = layout
+        pads = self._pads.get(tid)
+        lines = self._member_lines(self._member_names[first:stop], self._member_types[first:stop], lvl + 1)
         if pads:
             inner = "\n" + _pfx(lvl + 1)
             for i, cur, nxt, align in pads:
                 pad: list[str] = []
                 self._bit_padding(pad, cur, nxt, align, False, inner)
                 if i < stop - first:
-                    parts[stride * i] = "".join(pad) + parts[stride * i]
+                    lines[i] = "".join(pad) + lines[i]
                 else:
-                    parts.extend(pad)
-        if packed:
-            return f"{head}{''.join(parts)}\n{_pfx(lvl)}}} __attribute__((packed))"
-        return f"{head}{''.join(parts)}\n{_pfx(lvl)}}}"
+                    lines.extend(pad)
+        if tid in self._packed:
+            return f"{head}{''.join(lines)}\n{_pfx(lvl)}}} __attribute__((packed))"
+        return f"{head}{''.join(lines)}\n{_pfx(lvl)}}}"
 
     def _struct_def_general(self, tid: int, lvl: int, head: str) -> str:
         """A struct or union not planned by _plan_layouts: per-struct checks, then member by member
@@ -657,28 +667,23 @@ class CDumper:
             ends = list(map(add, raw_offs, map(mul, sizes, repeat(8))))
             if not any(map(lt, chain((0,), ends), raw_offs)) and not (is_struct and ends[-1] < size * 8):
                 packed = is_struct and bool(any(map(mod, raw_offs, map(mul, aligns, repeat(8)))) or size % max(aligns))
-                parts, _ = self._member_parts(names, types, lvl + 1)
+                lines = self._member_lines(names, types, lvl + 1)
                 tail = f"\n{_pfx(lvl)}}} __attribute__((packed))" if packed else f"\n{_pfx(lvl)}}}"
-                return head + "".join(parts) + tail
+                return head + "".join(lines) + tail
         return self._struct_def_padded(tid, lvl, head, names, types, raw_offs, aligns, sizes, bool(bitfields))
 
-    def _member_parts(self, names: Any, types: Any, lvl: int) -> tuple[list[str], int]:
-        """The member lines of a struct without bitfields, as pieces: member i starts at piece ``stride * i``."""
+    def _member_lines(self, names: Any, types: Any, lvl: int) -> list[str]:
+        """The member lines of a struct without bitfields, one per member."""
         inner = "\n" + _pfx(lvl)
-        befores = list(map(self._before.get, types))
-        if None not in befores and "" not in names:
-            return list(chain.from_iterable(zip(repeat(inner), befores, names,
-                                                map(self._after_semi.__getitem__, types)))), 4
-        # some declarations are new or define something inline: make them in member order
-        after_semi, cached_decl = self._after_semi, self.cached_decl
-        parts = []
-        append = parts.append
-        for name, mtype, before in zip(names, types, befores):
-            if before is not None and name:
-                append(inner + before + name + after_semi[mtype])
-            else:
-                append(inner + cached_decl(mtype, name, lvl) + ";")
-        return parts, 1
+        if "" not in names:
+            before, after = self._before, self._after_semi
+            try:
+                return [f"{inner}{before[t]}{name}{after[t]}" for t, name in zip(types, names)]
+            except KeyError:
+                pass  # some declarations are new or define something inline
+        # made in member order: the order in which their type names get resolved
+        cached_decl = self.cached_decl
+        return [f"{inner}{cached_decl(t, name, lvl)};" for t, name in zip(types, names)]
 
     def _struct_def_padded(self, tid: int, lvl: int, head: str, names: Any, types: Any, raw: Any, aligns: Any,
                            sizes: Any, bitfields: bool) -> str:
@@ -789,19 +794,20 @@ class CDumper:
                 idents[vname] = count
                 if count > 1:
                     names[i] = f"{vname}___{count}"
-        line = "\n" + _pfx(lvl + 1) + "{} = {}"
+        indent = "\n" + _pfx(lvl + 1)
         if is64:
             values = map(add, values, map((1 << 32).__mul__, w[o + 5:o + 3 + 3 * vlen:3]))
             if signed:
                 values = [v - (1 << 64) if v >> 63 else v for v in values]
-                line += "LL,"
+                suffix = "LL,"
             else:
-                line += "ULL,"
+                suffix = "ULL,"
         else:
             if signed and max(values) >> 31:
                 values = [v - (1 << 32) if v >> 31 else v for v in values]
-            line += ","
-        return f"{head} {{{''.join(map(line.format, names, values))}\n{_pfx(lvl)}}}"
+            suffix = ","
+        body = "".join([f"{indent}{name} = {value}{suffix}" for name, value in zip(names, values)])
+        return f"{head} {{{body}\n{_pfx(lvl)}}}"
 
     # --- declarations: the type of a member, parameter or typedef ----------------------
 
