@@ -845,9 +845,14 @@ class CDumper:
         else:
             saved = self._inline_defs
             self._inline_defs = False
-            text = self.decl(tid, _SENTINEL, lvl)
-            before, _, after = text.partition(_SENTINEL)
-            text = text.replace(_SENTINEL, fname)
+            pointer = self._function_pointer(tid, lvl)
+            if pointer is not None:
+                before, after = pointer
+                text = before + fname + after
+            else:
+                text = self.decl(tid, _SENTINEL, lvl)
+                before, _, after = text.partition(_SENTINEL)
+                text = text.replace(_SENTINEL, fname)
             inline = self._inline_defs
             self._inline_defs = saved or inline
             if inline or _SENTINEL in after:
@@ -896,6 +901,39 @@ class CDumper:
             return (base + " ", f"[{self.w[o + 5]}]") if base is not None else None
         base = self._terminal(tid) if tid else None
         return (base + " ", "") if base is not None else None
+
+    def _function_pointer(self, tid: int, lvl: int) -> tuple[str, str] | None:
+        """``R (*x)(P1, P2)`` (a third of vmlinux's member types) without the general walk, when R
+        is a simple shape; the text and the order of name resolutions are the general walk's."""
+        w, offs, kinds = self.w, self.offs, self.kind
+        if kinds[tid] != _PTR:
+            return None
+        proto = w[offs[tid] + 2]
+        if not proto or kinds[proto] != _FUNC_PROTO:
+            return None
+        o = offs[proto]
+        ret = self._simple_template(w[o + 2])
+        if ret is None or ret[1]:
+            return None
+        before = ret[0]
+        if before.endswith(" "):  # `int ` before a name is `int` without one; `char *` stays
+            before = before[:-1]
+        return f"{before} (*", f")({self._params(o, lvl)})"
+
+    def _params(self, o: int, lvl: int) -> str:
+        """The parameter list of the prototype at word ``o``, without the parentheses."""
+        w = self.w
+        vlen = w[o + 1] & 0xFFFF
+        if vlen == 0 or (vlen == 1 and w[o + 4] == 0):
+            return "void"
+        params = []
+        for i in range(vlen):
+            q = o + 3 + 2 * i
+            if i == vlen - 1 and w[q + 1] == 0:
+                params.append("...")
+                break
+            params.append(self.cached_decl(w[q + 1], self.strings[w[q]], lvl))
+        return ", ".join(params)
 
     def decl(self, tid: int, fname: str, lvl: int) -> str:
         """C declaration of ``fname`` with type ``tid`` (the stack walk of libbpf's emit_type_decl)."""
@@ -1008,18 +1046,7 @@ class CDumper:
                     parts.append(f" ({self._chain(stack, fname, lvl)})")
                 else:
                     parts.append(_name(fname, last_was_ptr))
-                vlen = w[o + 1] & 0xFFFF
-                if vlen == 0 or (vlen == 1 and w[o + 4] == 0):
-                    parts.append("(void)")
-                    return "".join(parts)
-                params = []
-                for i in range(vlen):
-                    q = o + 3 + 2 * i
-                    if i == vlen - 1 and w[q + 1] == 0:
-                        params.append("...")
-                        break
-                    params.append(self.cached_decl(w[q + 1], self.strings[w[q]], lvl))
-                parts.append(f"({', '.join(params)})")
+                parts.append(f"({self._params(o, lvl)})")
                 return "".join(parts)
             else:
                 # FUNC, VAR, DATASEC, DECL_TAG cannot appear in a declaration; libbpf stops here too.
