@@ -956,15 +956,21 @@ def _parse(data: bytes, base: BTF | None, name: str) -> BTF:
     if swapped == _LITTLE:  # file order differs from host order
         words.byteswap()
     offs = [0] if base is None else []
-    _index(words, start, offs, name, types_at, base)
-    return BTF(words, offs, strtab, base=base, name=name, raw=data, types_at=types_at)
+    kinds = bytearray(len(offs))
+    _index(words, start, offs, kinds, name, types_at, base)
+    btf = BTF(words, offs, strtab, base=base, name=name, raw=data, types_at=types_at)
+    btf._kind_bytes = bytes(kinds)
+    return btf
 
 
-def _index(words: array, pos: int, offs: list[int], name: str, types_at: int, base: BTF | None) -> None:
-    """Append the word offset of every record; BTFError at the first unknown kind or truncated record."""
+def _index(words: array, pos: int, offs: list[int], kinds: bytearray, name: str, types_at: int,
+           base: BTF | None) -> None:
+    """Append the word offset and the kind of every record (the kinds spare a second pass over
+    all records); BTFError at the first unknown kind or truncated record."""
     extra, per, known = EXTRA_WORDS, VLEN_WORDS, KNOWN
     n = len(words)
     append = offs.append
+    add_kind = kinds.append
     start = pos
     first = len(base) if base is not None else 0
     while pos < n:
@@ -978,6 +984,7 @@ def _index(words: array, pos: int, offs: list[int], name: str, types_at: int, ba
             raise BTFError(f"{name}: type [{first + len(offs)}] has unknown kind {kind}", section="BTF types",
                            offset=types_at + 4 * (pos - start))
         append(pos)
+        add_kind(kind)
         pos += 3 + extra[kind] + (info & 0xFFFF) * per[kind]
     if pos != n:
         last = offs[-1]
