@@ -165,16 +165,14 @@ class CDumper:
         self._no_template: set[int] = set()
         self._inline_defs = False
         self._anon_decl: dict[int, str | None] = {}  # declarations without a name (parameters)
-        # Whole-BTF tables (dump_all): every struct's members and enum's enumerators, with what
-        # struct_def and enum_def read of them computed in C loops up front.
+        # Whole-BTF tables (dump_all): every struct's members, and what struct_def needs of
+        # them worked out up front (_plan_layouts).
         self._members: _Records | None = None
         self._member_names: tuple[str, ...] = ()
         self._member_types: Any = ()
         self._layout: dict[int, tuple[int, int]] = {}
         self._packed: set[int] = set()
         self._pads: dict[int, list[tuple[int, int, int, int]]] = {}
-        self._enums: _Records | None = None
-        self._enumerator_names: tuple[str, ...] = ()
 
     def dump(self, type_ids: Iterable[int]) -> None:
         """Order, then emit, ``type_ids`` and what they need into ``self.out``."""
@@ -186,8 +184,6 @@ class CDumper:
         # Functions, variables, sections and decl tags declare nothing and nothing orders through them.
         queue = self.order_types(compress(range(self.n), self.kind.translate(_DECLARABLE_MASK)))
         self._plan_layouts()
-        enums = self._enums = _Records(self, (_ENUM,), 2)
-        self._enumerator_names = _take(self.strings, enums.words[0::2])
         self.emit_queue(queue)
 
     def _plan_layouts(self) -> None:
@@ -777,14 +773,8 @@ class CDumper:
         signed = info >> 31
         is64 = self.kind[tid] == _ENUM64
         step = 3 if is64 else 2
-        span = self._enums.span.get(tid) if self._enums is not None else None
-        if span is not None:
-            first, stop = span
-            names = list(self._enumerator_names[first:stop])
-            values: Any = self._enums.words[2 * first + 1:2 * stop:2]  # type: ignore[union-attr]
-        else:
-            names = list(_take(self.strings, w[o + 3:o + 3 + step * vlen:step]))
-            values = w[o + 4:o + 3 + step * vlen:step]
+        names = list(_take(self.strings, w[o + 3:o + 3 + step * vlen:step]))
+        values: Any = w[o + 4:o + 3 + step * vlen:step]
         idents = self.ident_names
         if idents.keys().isdisjoint(names) and len(set(names)) == vlen:
             idents.update(zip(names, repeat(1)))
