@@ -21,15 +21,23 @@ text as libbpf's ordering and emitting per type id.
 
 Speed (vmlinux has 127k types, 67k struct members and 19k enumerators) comes
 from working on the raw records (kind bytes, words, offsets per id), never on
-type objects, and from keeping per-member work inside C loops: members are
-sliced out of the word array, their alignments, sizes and declaration
-templates (the text before and after the member name, computed once per member
-type) are looked up with ``map`` over dicts that fill themselves, and
-``filterfalse`` over state bytearrays skips what is already ordered or
-emitted.  Only structs with gaps, bitfields or members that need new
-declarations take the member-by-member path.  Broken input (dangling ids,
-loops) ends in a BTFError, never a hang: the ordering walk detects cycles,
-padding is bounded and a runaway recursion is explained by ``BTF.validate``.
+type objects, and from three things done once instead of per use:
+
+- the layout of every struct without bitfields (libbpf's packed verdict, the
+  few gaps that need padding members) is worked out after ordering in one pass
+  over a flat array of all members (``_plan_layouts``), mostly in C loops;
+- the declaration of a member type is made once, as the text before and after
+  the member name, so most member lines are two dict lookups and an f-string;
+  function pointers, a third of vmlinux's member types, have their own short
+  path;
+- ``settled`` (emitted or forward-declared) and ``_through`` (what a pointer,
+  modifier or array really asks to emit) let emitting skip member types with
+  a set lookup.
+
+Structs with bitfields, unsized members or huge gaps take the member-by-member
+path.  Broken input (dangling ids, loops) ends in a BTFError, never a hang: the
+ordering walk detects cycles, padding is bounded and a runaway recursion is
+explained by ``BTF.validate``.
 """
 
 from __future__ import annotations
@@ -94,25 +102,25 @@ def _take(seq: Any, keys: Any) -> tuple:
     return tuple(seq[k] for k in keys)
 
 
-class _Records:
-    """The entries (members, enumerators) of every record of some kinds, as one flat array.
+class _Members:
+    """The members of every struct and union, as one flat array of (name, type, offset) words.
 
-    ``span[id]`` is the (start, stop) entry indexes of that type's entries; ``words[j::per]``
-    is the j-th word of every entry, so whole-BTF passes (names, sizes, offsets) run as C loops.
+    ``span[id]`` is the (start, stop) member indexes of that type; ``words[j::3]`` is the
+    j-th word of every member, so whole-BTF passes (names, sizes, offsets) run as C loops.
     """
 
     __slots__ = ("span", "words")
 
-    def __init__(self, dumper: "CDumper", kinds: tuple[int, ...], per: int):
+    def __init__(self, dumper: "CDumper"):
         w = dumper.w
-        mask = dumper.kind.translate(_kind_mask(*kinds))
+        mask = dumper.kind.translate(_kind_mask(_STRUCT, _UNION))
         flat = self.words = array("I")
         extend = flat.extend
         span = self.span = {}
         start = 0
         for tid, o in zip(compress(count(), mask), compress(dumper.offs, mask)):
             vlen = w[o + 1] & 0xFFFF
-            extend(w[o + 3:o + 3 + per * vlen])
+            extend(w[o + 3:o + 3 + 3 * vlen])
             span[tid] = (start, start + vlen)
             start += vlen
 
@@ -167,7 +175,7 @@ class CDumper:
         self._anon_decl: dict[int, str | None] = {}  # declarations without a name (parameters)
         # Whole-BTF tables (dump_all): every struct's members, and what struct_def needs of
         # them worked out up front (_plan_layouts).
-        self._members: _Records | None = None
+        self._members: _Members | None = None
         self._member_names: tuple[str, ...] = ()
         self._member_types: Any = ()
         self._layout: dict[int, tuple[int, int]] = {}
@@ -180,7 +188,7 @@ class CDumper:
 
     def dump_all(self) -> None:
         """Every type, as bpftool dumps a whole file."""
-        self._members = _Records(self, (_STRUCT, _UNION), 3)
+        self._members = _Members(self)
         # Functions, variables, sections and decl tags declare nothing and nothing orders through them.
         queue = self.order_types(compress(range(self.n), self.kind.translate(_DECLARABLE_MASK)))
         self._plan_layouts()
@@ -305,7 +313,7 @@ class CDumper:
                 group = list(compress(offs, kinds.translate(mask)))
                 for word in words:
                     refs.update(_take(w, list(map(add, group, repeat(word)))))
-            members = self._members or _Records(self, (_STRUCT, _UNION), 3)
+            members = self._members or _Members(self)
             refs.update(members.words[1::3])
             for o in compress(offs, kinds.translate(_kind_mask(_FUNC_PROTO))):
                 refs.update(w[o + 4:o + 3 + 2 * (w[o + 1] & 0xFFFF):2])
