@@ -188,6 +188,7 @@ class CDumper:
 
     def dump_all(self) -> None:
         """Every type, as bpftool dumps a whole file."""
+        self.btf._all_strings()  # nearly every name gets read: one split beats 50k lookups one by one
         self._members = _Members(self)
         # Functions, variables, sections and decl tags declare nothing and nothing orders through them.
         queue = self.order_types(compress(range(self.n), self.kind.translate(_DECLARABLE_MASK)))
