@@ -22,7 +22,8 @@ from btf_testlib import (
 )
 from conftest import ROOT, compile_bpf, run_cli
 
-from pybpf.btf import BTF, Member, Pointer, Struct, Typedef, kernel_btf
+from pybpf.btf import BTF, Int, IntEncoding, Member, Pointer, Struct, Typedef, kernel_btf
+from pybpf.btf.types import Array, FuncProto, Param, Union
 from pybpf.btf.cdump import dump_c
 from pybpf.btf.rawdump import dump_raw, raw_json
 
@@ -159,6 +160,35 @@ def test_split_btf_dumps_match_bpftool(tmp_path):
     assert "struct list_head___2 {}" in c and "typedef struct testmod_state testmod_state_t;" in c
     cli = run_cli("btf", "dump", str(path), "--base", str(VMLINUX), check=True).stdout.decode()
     assert cli == dump_raw(again)
+
+
+@needs_bpftool
+def test_struct_layouts_match_bpftool(tmp_path):
+    """The whole-file layout plan: packed verdicts, gaps with and without padding, tail
+    padding, unions, function-pointer members and an empty struct as the very last type."""
+    b = BTF.new()
+    i32 = b.add(Int(name="int", size=4, encoding=IntEncoding.SIGNED))
+    i64 = b.add(Int(name="long", size=8, encoding=IntEncoding.SIGNED))
+    char = b.add(Int(name="char", size=1, encoding=IntEncoding.SIGNED))
+    u16 = b.add(Int(name="short unsigned int", size=2))
+    b.add(Struct(name="odd_size", size=12, members=(Member("a", i64, 0), Member("b", i32, 64))))  # 12 % 8: packed
+    b.add(Struct(name="misaligned", size=5, members=(Member("c", char, 0), Member("x", i32, 8))))
+    b.add(Struct(name="gap_padded", size=12, members=(Member("a", i32, 0), Member("b", i32, 64))))
+    b.add(Struct(name="gap_natural", size=16, members=(Member("a", i32, 0), Member("b", i64, 64))))
+    b.add(Struct(name="gap_short", size=8, members=(Member("c", char, 0), Member("s", u16, 48))))
+    b.add(Struct(name="tail", size=16, members=(Member("a", i32, 0),)))
+    b.add(Union(name="either", size=8, members=(Member("l", i64, 0), Member("c", char, 0))))
+    proto = b.add(FuncProto(return_type_id=i32, params=(Param("", i32), Param("", 0))))
+    fnptr = b.add(Pointer(type_id=proto))
+    chars = b.add(Array(type_id=char, index_type_id=i32, nelems=3))
+    b.add(Struct(name="ops", size=24, members=(Member("cb", fnptr, 0), Member("tag", chars, 64),
+                                                  Member("again", fnptr, 128))))
+    b.add(Struct(name="empty", size=0))
+    path = tmp_path / "layouts.btf"
+    path.write_bytes(b.to_bytes())
+    ours = dump_c(BTF.from_file(path))
+    assert ours == bpftool_dump(str(path), "c")
+    assert ours.count("__attribute__((packed))") == 2 and "int (*cb)(int, ...);" in ours
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -16,10 +16,8 @@ print them), sanitize (loading on older kernels, DATASEC fix-ups), kernel
 """
 
 from .btf import BTF
-from .ext import BTFExt, CoreRelo, CoreReloKind, ExtSection, FuncInfo, LineInfo
-from .codec import Codec, Record, UnionRecord, as_dict
-from .sanitize import BTFFeatures, fixup_datasecs, needs_sanitizing, probe_btf, sanitize
 from .kernel import clear_cache, kernel_btf, kernel_modules_with_btf, module_btf
+from .sanitize import BTFFeatures, fixup_datasecs, needs_sanitizing, probe_btf, sanitize
 from .types import (
     MODIFIER_KINDS,
     Array,
@@ -54,6 +52,24 @@ from .types import (
     Volatile,
     essential_name,
 )
+
+# .BTF.ext and the value codec load on first use: `pybpf btf dump` needs neither.
+_LAZY = {
+    "BTFExt": "ext", "CoreRelo": "ext", "CoreReloKind": "ext", "ExtSection": "ext", "FuncInfo": "ext",
+    "LineInfo": "ext", "Codec": "codec", "Record": "codec", "UnionRecord": "codec", "as_dict": "codec",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pybpf.btf' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BTF", "BTFExt", "BTFFeatures", "Codec", "Record", "UnionRecord", "as_dict", "fixup_datasecs",

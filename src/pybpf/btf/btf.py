@@ -73,19 +73,34 @@ _MOD_KINDS = frozenset(int(k) for k in MODIFIER_KINDS)
 class _Strings(dict):
     """string offset -> str for one BTF's whole string space (base strings included).
 
-    Filled in bulk on first use when the table is plain ASCII (one C-level split),
-    and per offset otherwise; offsets pointing into the middle of a string, which
-    BTF allows, are decoded on demand by ``__missing__``.
+    Strings are decoded on first use, or all at once by ``fill`` for code about to
+    read most of them.  A plain ASCII table is decoded to one str up front, so a
+    name is a slice of it (offsets pointing into the middle of a string, which
+    BTF allows, included); anything else goes through ``BTF._decode_string``.
     """
+
+    __slots__ = ("_btf", "_text", "filled")
 
     def __init__(self, btf: "BTF"):
         super().__init__()
         self._btf = btf
+        self._text: str | None = None
+        self.filled = False
 
     def __missing__(self, offset: int) -> str:
-        text = self._btf._decode_string(offset)
-        self[offset] = text
-        return text
+        btf = self._btf
+        rel = offset - btf.string_start
+        if rel >= 0:
+            text = self._text
+            if text is None:
+                table = btf._strtab
+                text = self._text = bytes(table).decode("ascii") if table.isascii() else ""
+            end = text.find("\0", rel)  # -1 past the text: a string appended since, or a bad offset
+            if end >= 0:
+                value = self[offset] = text[rel:end]
+                return value
+        value = self[offset] = btf._decode_string(offset)
+        return value
 
     def fill(self) -> None:
         btf = self._btf
@@ -314,11 +329,11 @@ class BTF:
     def _all_strings(self) -> _Strings:
         """The string map, filled in bulk (for code about to touch most names)."""
         s = self._strings
-        if not getattr(s, "_filled", False):
+        if not s.filled:
             if self.base is not None:
                 self.base._all_strings()
             s.fill()
-            s._filled = True  # type: ignore[attr-defined]
+            s.filled = True
         return s
 
     def _string_index(self) -> dict[str, int]:
@@ -976,15 +991,21 @@ def _parse(data: bytes, base: BTF | None, name: str) -> BTF:
     if swapped == _LITTLE:  # file order differs from host order
         words.byteswap()
     offs = [0] if base is None else []
-    _index(words, start, offs, name, types_at, base)
-    return BTF(words, offs, strtab, base=base, name=name, raw=data, types_at=types_at)
+    kinds = bytearray(len(offs))
+    _index(words, start, offs, kinds, name, types_at, base)
+    btf = BTF(words, offs, strtab, base=base, name=name, raw=data, types_at=types_at)
+    btf._kind_bytes = bytes(kinds)
+    return btf
 
 
-def _index(words: array, pos: int, offs: list[int], name: str, types_at: int, base: BTF | None) -> None:
-    """Append the word offset of every record; BTFError at the first unknown kind or truncated record."""
+def _index(words: array, pos: int, offs: list[int], kinds: bytearray, name: str, types_at: int,
+           base: BTF | None) -> None:
+    """Append the word offset and the kind of every record (the kinds spare a second pass over
+    all records); BTFError at the first unknown kind or truncated record."""
     extra, per, known = EXTRA_WORDS, VLEN_WORDS, KNOWN
     n = len(words)
     append = offs.append
+    add_kind = kinds.append
     start = pos
     first = len(base) if base is not None else 0
     while pos < n:
@@ -998,6 +1019,7 @@ def _index(words: array, pos: int, offs: list[int], name: str, types_at: int, ba
             raise BTFError(f"{name}: type [{first + len(offs)}] has unknown kind {kind}", section="BTF types",
                            offset=types_at + 4 * (pos - start))
         append(pos)
+        add_kind(kind)
         pos += 3 + extra[kind] + (info & 0xFFFF) * per[kind]
     if pos != n:
         last = offs[-1]

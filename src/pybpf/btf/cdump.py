@@ -15,19 +15,37 @@ algorithm is the same in outline:
 2. Each queued type is emitted; struct members whose types are being defined
    at that moment get forward declarations.
 
-It works on the raw records (kind, name offset and type words per id) for
-speed, and caches the declaration text of each member type as the text before
-and after the member name, since vmlinux repeats the same few thousand member
-types over 100k times.  Broken input (dangling ids, loops) ends in a BTFError,
-never a hang: the ordering walk detects cycles, padding is bounded and a
-runaway recursion is explained by ``BTF.validate``.
+Ordering never looks at names or emit states and emitting never looks at the
+ordering states, so the whole queue is built first and emitted after: the same
+text as libbpf's ordering and emitting per type id.
+
+Speed (vmlinux has 127k types, 67k struct members and 19k enumerators) comes
+from working on the raw records (kind bytes, words, offsets per id), never on
+type objects, and from three things done once instead of per use:
+
+- the layout of every struct without bitfields (libbpf's packed verdict, the
+  few gaps that need padding members) is worked out after ordering in one pass
+  over a flat array of all members (``_plan_layouts``), mostly in C loops;
+- the declaration of a member type is made once, as the text before and after
+  the member name, so most member lines are two dict lookups and an f-string;
+  function pointers, a third of vmlinux's member types, have their own short
+  path;
+- ``settled`` (emitted or forward-declared) and ``_through`` (what a pointer,
+  modifier or array really asks to emit) let emitting skip member types with
+  a set lookup.
+
+Structs with bitfields, unsized members or huge gaps take the member-by-member
+path.  Broken input (dangling ids, loops) ends in a BTFError, never a hang: the
+ordering walk detects cycles, padding is bounded and a runaway recursion is
+explained by ``BTF.validate``.
 """
 
 from __future__ import annotations
 
-import io
-from itertools import compress
-from typing import TYPE_CHECKING, Callable
+from array import array
+from itertools import chain, compress, count, filterfalse, repeat
+from operator import add, itemgetter, lt, mod, mul
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import BTFError
 
@@ -38,16 +56,21 @@ _INT, _PTR, _ARRAY, _STRUCT, _UNION, _ENUM, _FWD, _TYPEDEF = 1, 2, 3, 4, 5, 6, 7
 _VOLATILE, _CONST, _RESTRICT, _FUNC, _FUNC_PROTO, _VAR, _DATASEC = 9, 10, 11, 12, 13, 14, 15
 _FLOAT, _DECL_TAG, _TYPE_TAG, _ENUM64 = 16, 17, 18, 19
 
-_NOT_ORDERED, _ORDERING, _ORDERED = 0, 1, 2
 _NOT_EMITTED, _EMITTING, _EMITTED = 0, 1, 2
 
 _MODS = frozenset({_VOLATILE, _CONST, _RESTRICT, _TYPE_TAG})
 _CHAIN_NEXT = frozenset({_PTR, _VOLATILE, _CONST, _RESTRICT, _FUNC_PROTO, _TYPE_TAG})
-_SINGLE_REF = frozenset({_VOLATILE, _CONST, _RESTRICT, _PTR, _TYPEDEF, _FUNC, _VAR, _DECL_TAG, _TYPE_TAG})
-_MULTI_REF = frozenset({_ARRAY, _STRUCT, _UNION, _FUNC_PROTO, _DATASEC})
-_SINGLE_REF_MASK = bytes(k in _SINGLE_REF for k in range(256))
-_MULTI_REF_MASK = bytes(k in _MULTI_REF for k in range(256))
 _NOTHING_TO_DECLARE = frozenset({_FUNC, _VAR, _DATASEC, _DECL_TAG})
+_DECLARABLE_MASK = bytes(k not in _NOTHING_TO_DECLARE for k in range(256))
+
+
+def _kind_mask(*kinds: int) -> bytes:
+    return bytes(k in kinds for k in range(256))
+
+
+# Reference words of records with a fixed number of them: the type word, an array's element and index.
+_REF_WORDS = ((_kind_mask(_VOLATILE, _CONST, _RESTRICT, _PTR, _TYPEDEF, _VAR, _DECL_TAG, _TYPE_TAG), (2,)),
+              (_kind_mask(_ARRAY), (3, 4)))
 _MAX_RESOLVE_DEPTH = 32
 _MAX_PADDING_BITS = 8 << 20  # 1 MiB: real structs have cache-line or page-sized gaps at most
 _SENTINEL = "\x01"
@@ -72,37 +95,180 @@ def _pfx(lvl: int) -> str:
     return "\t" * min(lvl, 13)
 
 
-class CDumper:
-    """One pass of BTF -> C; ``dump_type(id)`` emits a type and whatever it depends on, once."""
+def _take(seq: Any, keys: Any) -> tuple:
+    """``tuple(seq[k] for k in keys)`` in one C loop."""
+    if len(keys) > 1:
+        return itemgetter(*keys)(seq)
+    return tuple(seq[k] for k in keys)
 
-    def __init__(self, btf: "BTF", write: Callable[[str], object]):
+
+class _Members:
+    """The members of every struct and union, as one flat array of (name, type, offset) words.
+
+    ``span[id]`` is the (start, stop) member indexes of that type; ``words[j::3]`` is the
+    j-th word of every member, so whole-BTF passes (names, sizes, offsets) run as C loops.
+    """
+
+    __slots__ = ("span", "words")
+
+    def __init__(self, dumper: "CDumper"):
+        w = dumper.w
+        mask = dumper.kind.translate(_kind_mask(_STRUCT, _UNION))
+        flat = self.words = array("I")
+        extend = flat.extend
+        span = self.span = {}
+        start = 0
+        for tid, o in zip(compress(count(), mask), compress(dumper.offs, mask)):
+            vlen = w[o + 1] & 0xFFFF
+            extend(w[o + 3:o + 3 + 3 * vlen])
+            span[tid] = (start, start + vlen)
+            start += vlen
+
+
+class _Computed(dict):
+    """key -> value, computed on first lookup, so ``map(d.__getitem__, ids)`` stays a C loop once warm."""
+
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Callable[[int], Any]):
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, key: int) -> Any:
+        value = self[key] = self.compute(key)
+        return value
+
+
+class CDumper:
+    """One pass of BTF -> C: ``dump(ids)`` emits the types and whatever they depend on, once each."""
+
+    def __init__(self, btf: "BTF"):
         self.btf = btf
-        self.write = write
         words, offs = btf._flat()
         self.w = words
         self.offs = offs
-        self.strings = btf._all_strings()
-        n = len(offs)
-        self.n = n
+        self.strings = btf._strings
         self.kind = btf._flat_kinds()
-        self.order_state = bytearray(n)
+        n = self.n = len(offs)
+        self.done = {0}  # ordered: nothing more to queue for it
+        self.active: set[int] = set()  # structs being ordered (a cycle when met again by value)
         self.emit_state = bytearray(n)
         self.fwd_emitted = bytearray(n)
-        self.order_state[0] = _ORDERED
+        self.settled = {0}  # emitted or forward-declared: emitting it again does nothing
         self.emit_state[0] = _EMITTED
+        self.out: list[str] = []
         self.names: dict[int, str] = {}  # resolved (deduplicated) names
         self.type_names: dict[str, int] = {}
         self.ident_names: dict[str, int] = {}
         self.ptr_sz = btf.pointer_size
-        self.queue: list[int] = []
         self._referenced: set[int] | None = None
-        self._align: dict[int, int] = {}
-        self._size: dict[int, int] = {}
-        self._decl: dict[int, tuple[str, str] | None] = {}  # member type -> text before/after the name
+        self._align = _Computed(self._compute_align)
+        self._size = _Computed(self._compute_size)
+        self._through = _Computed(self._pass_through)  # id -> what emit_type forwards it to
+        # Member declarations: the text before and after the member name, per member type;
+        # types whose declaration defines something inline get none (it differs per use).
+        self._before: dict[int, str] = {}
+        self._after: dict[int, str] = {}
+        self._after_semi: dict[int, str] = {}
+        self._no_template: set[int] = set()
         self._inline_defs = False
-        self._through: dict[int, int] = {}  # id -> what emit_type forwards it to
-        self._settled: set[int] = set()  # prototypes whose types are all emitted
         self._anon_decl: dict[int, str | None] = {}  # declarations without a name (parameters)
+        # Whole-BTF tables (dump_all): every struct's members, and what struct_def needs of
+        # them worked out up front (_plan_layouts).
+        self._members: _Members | None = None
+        self._member_names: tuple[str, ...] = ()
+        self._member_types: Any = ()
+        self._layout: dict[int, tuple[int, int]] = {}
+        self._packed: set[int] = set()
+        self._pads: dict[int, list[tuple[int, int, int, int]]] = {}
+
+    def dump(self, type_ids: Iterable[int]) -> None:
+        """Order, then emit, ``type_ids`` and what they need into ``self.out``."""
+        self.emit_queue(self.order_types(type_ids))
+
+    def dump_all(self) -> None:
+        """Every type, as bpftool dumps a whole file."""
+        self.btf._all_strings()  # nearly every name gets read: one split beats 50k lookups one by one
+        self._members = _Members(self)
+        # Functions, variables, sections and decl tags declare nothing and nothing orders through them.
+        queue = self.order_types(compress(range(self.n), self.kind.translate(_DECLARABLE_MASK)))
+        self._plan_layouts()
+        self.emit_queue(queue)
+
+    def _plan_layouts(self) -> None:
+        """What struct_def needs of every plain struct and union, worked out for all members at once.
+
+        Plain: with members, none a bitfield, each with a size and an alignment.  For those,
+        ``_layout[id]`` is the span of their members, ``_packed`` holds libbpf's packed verdicts
+        and ``_pads[id]`` the gaps that need padding members, as (member index, from bit, to
+        bit, alignment); a gap the compiler leaves by itself (most are) needs none.  Arithmetic per member runs
+        as C loops over the flat member arrays; Python loops only visit structs and gaps.
+        The rest take the member-by-member path (which also reports impossible gaps).
+        """
+        members = self._members
+        assert members is not None
+        words = members.words
+        types, moffs = words[1::3], words[2::3]
+        self._member_names = _take(self.strings, words[0::3])
+        self._member_types = types
+        sizes = _take(self._size, types)
+        aligns = _take(self._align, types)
+        w, offs, kinds = self.w, self.offs, self.kind
+        ids = list(members.span)
+        spans = list(members.span.values())
+        struct_sizes = _take(w, [offs[t] + 2 for t in ids])
+        is_struct = [kinds[t] == _STRUCT for t in ids]
+        owner = list(chain.from_iterable(map(repeat, range(len(ids)), [b - a for a, b in spans])))  # member -> struct
+        special = {i for i, (t, (a, b)) in enumerate(zip(ids, spans))
+                   if a == b or (w[offs[t] + 1] >> 31 and max(moffs[a:b]) >> 24)}  # no members, or bitfields
+        if types and (min(aligns) <= 0 or min(sizes) < 0):
+            special.update(owner[j] for j, (align, size) in enumerate(zip(aligns, sizes)) if align <= 0 or size < 0)
+            aligns = tuple(a if a > 0 else 1 for a in aligns)  # only the special structs had others
+
+        # libbpf's packed verdict (structs only): a misaligned member, or a size that is not
+        # a multiple of the largest member alignment
+        misaligned = set(map(owner.__getitem__, compress(count(), map(mod, moffs, map(mul, aligns, repeat(8))))))
+        packed = {i for i, (a, b) in enumerate(spans)
+                  if is_struct[i] and (i in misaligned or struct_sizes[i] % max(aligns[a:b], default=1))}
+
+        # gaps: a member starting after the end of the previous one (or of nothing), and the tail
+        ends = list(map(add, moffs, map(mul, sizes, repeat(8))))
+        prev_ends = [0, *ends]
+        for a, _ in spans:
+            prev_ends[a] = 0
+        gaps = [(owner[j], j, prev_ends[j], moffs[j]) for j in compress(count(), map(lt, prev_ends, moffs))]
+        gaps += [(i, b, ends[b - 1], struct_sizes[i] * 8) for i, (a, b) in enumerate(spans)
+                 if is_struct[i] and a < b and ends[b - 1] < struct_sizes[i] * 8]
+        pads: dict[int, list[tuple[int, int, int, int]]] = {}
+        check: list[str] = []
+        for i, j, cur, nxt in gaps:
+            if i in special:
+                continue
+            if i in packed:
+                align = 1
+            else:
+                align = aligns[j] if j < spans[i][1] else self.align_of(ids[i])
+            if -(-cur // (8 * align)) * 8 * align == nxt and align in (1, 2, 4, 8):
+                continue  # alignment alone closes the gap: _bit_padding would write nothing
+            try:
+                self._bit_padding(check, cur, nxt, align, False, "")
+            except BTFError:
+                special.add(i)  # reported if and when the struct is emitted
+                continue
+            if check:
+                pads.setdefault(i, []).append((j - spans[i][0], cur, nxt, align))
+                check.clear()
+        self._layout = dict(zip(ids, spans))
+        for i in special:
+            del self._layout[ids[i]]
+        self._packed = {ids[i] for i in packed}
+        self._pads = {ids[i]: gaps for i, gaps in pads.items()}
+
+    def emit_queue(self, queue: list[int]) -> None:
+        emit, emitted = self.emit_type, self.emit_state
+        for qid in queue:
+            if emitted[qid] != _EMITTED:
+                emit(qid, 0)
 
     # --- helpers ---------------------------------------------------------------
 
@@ -125,79 +291,84 @@ class CDumper:
         return name
 
     def type_name(self, tid: int) -> str:
-        return self._resolve_name(tid, self.type_names)
+        name = self.names.get(tid)
+        return self._resolve_name(tid, self.type_names) if name is None else name
 
     def ident_name(self, tid: int) -> str:
-        return self._resolve_name(tid, self.ident_names)
+        name = self.names.get(tid)
+        return self._resolve_name(tid, self.ident_names) if name is None else name
 
     def referenced(self, tid: int) -> bool:
-        """Whether any type refers to ``tid`` (decides if an anonymous enum is a top-level declaration)."""
+        """Whether any type refers to ``tid`` (decides if an anonymous enum is a top-level declaration).
+
+        libbpf's btf_dump_mark_referenced: the type word of the one-reference kinds, array
+        element and index types, members, parameters (a return type does not count) and
+        section variables.  Functions are left out: in valid BTF they refer to prototypes,
+        which is not what this is asked about.
+        """
         refs = self._referenced
         if refs is None:
             w, kinds, offs = self.w, self.kind, self.offs
-            single = compress(offs, kinds.translate(_SINGLE_REF_MASK))
-            refs = {w[o + 2] for o in single}
-            update = refs.update
-            for o in compress(offs, kinds.translate(_MULTI_REF_MASK)):
-                info = w[o + 1]
-                k = (info >> 24) & 0x1F
-                vlen = info & 0xFFFF
-                if k == _FUNC_PROTO:
-                    update(w[o + 4:o + 4 + 2 * vlen:2])
-                elif k == _ARRAY:
-                    update(w[o + 3:o + 5])
-                elif k == _DATASEC:
-                    update(w[o + 3:o + 3 + 3 * vlen:3])
-                else:
-                    update(w[o + 4:o + 4 + 3 * vlen:3])
+            refs = set()
+            for mask, words in _REF_WORDS:
+                group = list(compress(offs, kinds.translate(mask)))
+                for word in words:
+                    refs.update(_take(w, list(map(add, group, repeat(word)))))
+            members = self._members or _Members(self)
+            refs.update(members.words[1::3])
+            for o in compress(offs, kinds.translate(_kind_mask(_FUNC_PROTO))):
+                refs.update(w[o + 4:o + 3 + 2 * (w[o + 1] & 0xFFFF):2])
+            for o in compress(offs, kinds.translate(_kind_mask(_DATASEC))):
+                refs.update(w[o + 3:o + 3 + 3 * (w[o + 1] & 0xFFFF):3])
             self._referenced = refs
         return tid in refs
 
     def align_of(self, tid: int) -> int:
         """libbpf's btf__align_of: 0 for kinds without alignment, 1 for packed structs."""
-        a = self._align.get(tid)
-        if a is not None:
-            return a
+        return self._align[tid]
+
+    def _compute_align(self, tid: int) -> int:
         w, o, k = self.w, self.offs[tid], self.kind[tid]
         if k in (_INT, _ENUM, _ENUM64, _FLOAT):
-            a = min(self.ptr_sz, w[o + 2])
-        elif k == _PTR:
-            a = self.ptr_sz
-        elif k in (_TYPEDEF, _VOLATILE, _CONST, _RESTRICT, _TYPE_TAG):
-            a = self.align_of(w[o + 2])
-        elif k == _ARRAY:
-            a = self.align_of(w[o + 3])
-        elif k in (_STRUCT, _UNION):
-            a = self._composite_align(tid)
-        else:
-            a = 0
-        self._align[tid] = a
-        return a
+            return min(self.ptr_sz, w[o + 2])
+        if k == _PTR:
+            return self.ptr_sz
+        if k in (_TYPEDEF, _VOLATILE, _CONST, _RESTRICT, _TYPE_TAG):
+            return self._align[w[o + 2]]
+        if k == _ARRAY:
+            return self._align[w[o + 3]]
+        if k in (_STRUCT, _UNION):
+            return self._composite_align(tid)
+        return 0
 
     def _composite_align(self, tid: int) -> int:
         w, o = self.w, self.offs[tid]
         info = w[o + 1]
+        vlen = info & 0xFFFF
         kflag = info >> 31
-        aligns = self._align
-        best = 1
-        for q in range(o + 4, o + 4 + 3 * (info & 0xFFFF), 3):
-            align = aligns.get(w[q])
-            if align is None:
-                align = self.align_of(w[q])
-            if align <= 0:
-                return align
-            if align > best:
-                best = align
-            off = w[q + 1]
-            if not (kflag and off >> 24) and off % (8 * align):
+        mtypes = w[o + 4:o + 4 + 3 * vlen:3]
+        moffs = w[o + 5:o + 5 + 3 * vlen:3]
+        aligns = list(map(self._align.__getitem__, mtypes))
+        if aligns and not kflag and min(aligns) > 0:
+            if any(map(mod, moffs, map(mul, aligns, repeat(8)))):
                 return 1  # a misaligned member: the struct must be packed
+            best = max(aligns)
+        else:  # member by member: the first member without alignment or misaligned decides
+            best = 1
+            for align, off in zip(aligns, moffs):
+                if align <= 0:
+                    return align
+                if align > best:
+                    best = align
+                if not (kflag and off >> 24) and off % (8 * align):
+                    return 1
         return 1 if w[o + 2] % best else best
 
     def resolve_size(self, tid: int) -> int:
         """libbpf's btf__resolve_size, negative when the type has no size."""
-        s = self._size.get(tid)
-        if s is not None:
-            return s
+        return self._size[tid]
+
+    def _compute_size(self, tid: int) -> int:
         w, offs, kinds = self.w, self.offs, self.kind
         cur = tid
         nelems = 1
@@ -228,66 +399,92 @@ class CDumper:
                 size = -1
             else:
                 size *= nelems
-        self._size[tid] = size
         return size
 
     # --- ordering ----------------------------------------------------------------
 
-    def order_type(self, tid: int, through_ptr: bool) -> int:
-        """1 when ``tid`` must be fully defined before its user, 0 when a forward declaration does."""
-        state = self.order_state
-        if state[tid] == _ORDERED:
-            return 1
-        k = self.kind[tid]
-        w, o = self.w, self.offs[tid]
-        if state[tid] == _ORDERING:
-            if (k == _STRUCT or k == _UNION) and through_ptr and w[o]:
-                return 0
-            raise self._cycle_error(tid)
-        if k == _PTR:
-            strong = self.order_type(w[o + 2], True)
-            state[tid] = _ORDERED
-            return strong
-        if k == _STRUCT or k == _UNION:
-            if through_ptr and w[o]:
-                return 0
-            state[tid] = _ORDERING
-            order = self.order_type
-            for mt in w[o + 4:o + 4 + 3 * (w[o + 1] & 0xFFFF):3]:
-                if state[mt] != _ORDERED:
-                    order(mt, False)
-            if w[o]:
-                self.queue.append(tid)
-            state[tid] = _ORDERED
-            return 1
-        if k == _TYPEDEF:
-            strong = self.order_type(w[o + 2], through_ptr)
-            if through_ptr and not strong:
-                return 0
-            self.queue.append(tid)
-            state[tid] = _ORDERED
-            return 1
-        if k in _MODS:
-            return self.order_type(w[o + 2], through_ptr)
-        if k == _ARRAY:
-            return self.order_type(w[o + 3], False)
-        if k == _FUNC_PROTO:
-            strong = self.order_type(w[o + 2], through_ptr)
-            for q in range(o + 4, o + 4 + 2 * (w[o + 1] & 0xFFFF), 2):
-                if state[w[q]] == _ORDERED or self.order_type(w[q], through_ptr):
-                    strong = 1
-            return strong
-        if k == _INT or k == _FLOAT:
-            state[tid] = _ORDERED
+    def order_types(self, type_ids: Iterable[int]) -> list[int]:
+        """libbpf's btf_dump_order_type for each id in turn: the named types to define, in order.
+
+        ``order(tid)`` returns 1 when ``tid`` must be fully defined before its user, 0 when a
+        forward declaration does; callers skip ids already ordered (``done``), for which
+        libbpf's walk answers 1 at once.  Modifiers and arrays become done once their target
+        is; prototypes never do (they only pass the walk on), but one whose types are all
+        done has nothing left to order.
+        """
+        queue: list[int] = []
+        push = queue.append
+        w, offs, kinds = self.w, self.offs, self.kind
+        done, active = self.done, self.active
+        mark = done.add
+        referenced = self.referenced
+        cycle_error = self._cycle_error
+
+        def order(tid: int, through_ptr: int) -> int:
+            k = kinds[tid]
+            o = offs[tid]
+            if k == _PTR:
+                t = w[o + 2]
+                strong = t in done or order(t, 1)
+                mark(tid)
+                return strong
+            if k == _FUNC_PROTO:
+                strong = 0
+                for t in w[o + 2:o + 3 + 2 * (w[o + 1] & 0xFFFF):2]:  # return type, then parameters
+                    if t in done or order(t, through_ptr):
+                        strong = 1
+                return strong
+            if k == _STRUCT or k == _UNION:
+                if through_ptr and w[o]:
+                    return 0  # a forward declaration will do
+                if tid in active:
+                    raise cycle_error(tid)
+                vlen = w[o + 1] & 0xFFFF
+                if vlen:
+                    active.add(tid)
+                    for t in w[o + 4:o + 4 + 3 * vlen:3]:
+                        if t not in done:
+                            order(t, 0)
+                    active.discard(tid)
+                if w[o]:
+                    push(tid)
+                mark(tid)
+                return 1
+            if k == _TYPEDEF:
+                t = w[o + 2]
+                strong = t in done or order(t, through_ptr)
+                if through_ptr and not strong:
+                    return 0
+                push(tid)
+                mark(tid)
+                return 1
+            if k in _MODS or k == _ARRAY:
+                if k == _ARRAY:
+                    t = w[o + 3]
+                    through_ptr = 0
+                else:
+                    t = w[o + 2]
+                strong = t in done or order(t, through_ptr)
+                if t in done:
+                    mark(tid)
+                return strong
+            if k == _ENUM or k == _ENUM64 or k == _FWD:
+                if w[o] or not referenced(tid):
+                    push(tid)
+                mark(tid)
+                return 1
+            # INT and FLOAT need no declaration; FUNC, VAR, DATASEC, DECL_TAG declare nothing
+            mark(tid)
             return 0
-        if k == _ENUM or k == _ENUM64 or k == _FWD:
-            if w[o] or not self.referenced(tid):
-                self.queue.append(tid)
-            state[tid] = _ORDERED
-            return 1
-        # FUNC, VAR, DATASEC, DECL_TAG: nothing to declare
-        state[tid] = _ORDERED
-        return 0
+
+        is_superset = done.issuperset
+        for tid in filterfalse(done.__contains__, type_ids):
+            if kinds[tid] == _FUNC_PROTO:
+                o = offs[tid]
+                if is_superset(w[o + 2:o + 3 + 2 * (w[o + 1] & 0xFFFF):2]):
+                    continue
+            order(tid, 0)
+        return queue
 
     def _cycle_error(self, tid: int) -> BTFError:
         return BTFError(f"{self.btf.name}: type {self.btf._describe(tid)} contains itself by value "
@@ -296,102 +493,109 @@ class CDumper:
 
     # --- emitting -------------------------------------------------------------------
 
-    def dump_type(self, tid: int) -> None:
-        if self.order_state[tid] == _ORDERED:
-            return  # its definitions, if any, were queued and emitted before
-        queue = self.queue = []
-        self.order_type(tid, False)
-        for qid in queue:
-            self.emit_type(qid, 0)
-
     def emit_type(self, tid: int, cont_id: int) -> None:
+        """libbpf's btf_dump_emit_type: ``tid``'s definition and, first, what it needs.
+
+        Callers may skip ids in ``settled`` and go straight to ``_through[id]``: emitting
+        those does nothing, and pointers, modifiers and arrays only pass emitting on.
+        """
         state = self.emit_state[tid]
         if state == _EMITTED:
             return
         k = self.kind[tid]
         w, o = self.w, self.offs[tid]
+        out = self.out
         if state == _EMITTING:
             if self.fwd_emitted[tid]:
                 return
-            if k in (_STRUCT, _UNION):
+            if k == _STRUCT or k == _UNION:
                 if tid == cont_id or not w[o]:
                     return
-                self.write(self.struct_fwd(tid) + ";\n\n")
-                self.fwd_emitted[tid] = 1
+                out.append(self.struct_fwd(tid))
+                out.append(";\n\n")
             elif k == _TYPEDEF:
                 if not self._blacklisted(tid):
-                    self.write(self.typedef_def(tid, 0) + ";\n\n")
-                self.fwd_emitted[tid] = 1
+                    out.append(self.typedef_def(tid, 0))
+                    out.append(";\n\n")
+            else:
+                return
+            self.fwd_emitted[tid] = 1
+            self.settled.add(tid)
             return
 
-        if k == _INT:
-            name = self.type_name(tid)
-            alias = _MISSING_BASE_TYPES.get(name)
-            if alias:
-                self.write(f"typedef {alias} {name};\n\n")
-            self.emit_state[tid] = _EMITTED
-        elif k in (_ENUM, _ENUM64):
-            if cont_id == 0:
-                self.write(self.enum_def(tid, 0) + ";\n\n")
-            self.emit_state[tid] = _EMITTED
-        elif k in (_PTR, _VOLATILE, _CONST, _RESTRICT, _TYPE_TAG):
-            self.emit_type(w[o + 2], cont_id)
-        elif k == _ARRAY:
-            self.emit_type(w[o + 3], cont_id)
-        elif k == _FWD:
-            self.write(self.fwd_def(tid) + ";\n\n")
-            self.emit_state[tid] = _EMITTED
-        elif k == _TYPEDEF:
-            self.emit_state[tid] = _EMITTING
-            self.emit_type(w[o + 2], tid)
-            if not self.fwd_emitted[tid] and not self._blacklisted(tid):
-                self.write(self.typedef_def(tid, 0) + ";\n\n")
-            self.emit_state[tid] = _EMITTED
-        elif k in (_STRUCT, _UNION):
+        if k == _STRUCT or k == _UNION:
             self.emit_state[tid] = _EMITTING
             named = w[o] != 0
             if cont_id == 0 or not named:
-                new_cont = tid if named else cont_id
-                emit = self.emit_type
-                emitted = self.emit_state
-                through = self._through
-                fwd = self.fwd_emitted
-                for mt in w[o + 4:o + 4 + 3 * (w[o + 1] & 0xFFFF):3]:
-                    mt = through.get(mt) or self._pass_through(mt)
-                    # emitted, or a named struct whose forward declaration is out: nothing left to do
-                    if emitted[mt] != _EMITTED and not fwd[mt]:
+                vlen = w[o + 1] & 0xFFFF
+                if vlen:
+                    new_cont = tid if named else cont_id
+                    emit = self.emit_type
+                    for mt in filterfalse(self.settled.__contains__,
+                                          map(self._through.__getitem__, w[o + 4:o + 4 + 3 * vlen:3])):
                         emit(mt, new_cont)
             elif not self.fwd_emitted[tid] and tid != cont_id:
-                self.write(self.struct_fwd(tid) + ";\n\n")
+                out.append(self.struct_fwd(tid))
+                out.append(";\n\n")
                 self.fwd_emitted[tid] = 1
+                self.settled.add(tid)
             if cont_id == 0:
-                self.write(self.struct_def(tid, 0) + ";\n\n")
+                out.append(self.struct_def(tid, 0))
+                out.append(";\n\n")
                 self.emit_state[tid] = _EMITTED
+                self.settled.add(tid)
             else:
                 self.emit_state[tid] = _NOT_EMITTED
-        elif k == _FUNC_PROTO and tid not in self._settled:
-            self.emit_type(w[o + 2], cont_id)
-            for q in range(o + 4, o + 4 + 2 * (w[o + 1] & 0xFFFF), 2):
-                self.emit_type(w[q], cont_id)
-            if self._is_settled(tid):
-                self._settled.add(tid)
-
-    def _is_settled(self, proto: int) -> bool:
-        """Whether emitting this prototype again can do nothing: every type it names is emitted
-        or forward-declared (the states only ever move forward)."""
-        w, o = self.w, self.offs[proto]
-        for ref in [w[o + 2]] + [w[q] for q in range(o + 4, o + 4 + 2 * (w[o + 1] & 0xFFFF), 2)]:
-            leaf = self._through.get(ref)
-            if leaf is None:
-                leaf = self._pass_through(ref)
-            if self.emit_state[leaf] == _EMITTED or self.fwd_emitted[leaf] or leaf in self._settled:
-                continue
-            return False
-        return True
+        elif k == _TYPEDEF:
+            self.emit_state[tid] = _EMITTING
+            target = self._through[w[o + 2]]
+            if target not in self.settled:
+                self.emit_type(target, tid)
+            if not self.fwd_emitted[tid] and not self._blacklisted(tid):
+                out.append(self.typedef_def(tid, 0))
+                out.append(";\n\n")
+            self.emit_state[tid] = _EMITTED
+            self.settled.add(tid)
+        elif k == _FUNC_PROTO:
+            settled = self.settled
+            if tid in settled:
+                return
+            through = self._through.__getitem__
+            refs = w[o + 2:o + 3 + 2 * (w[o + 1] & 0xFFFF):2]  # return type, then parameters
+            emit = self.emit_type
+            for ref in filterfalse(settled.__contains__, map(through, refs)):
+                emit(ref, cont_id)
+            # every type it names is emitted or forward-declared (states only move forward):
+            # emitting it again could do nothing
+            if settled.issuperset(map(through, refs)):
+                settled.add(tid)
+        elif k == _ENUM or k == _ENUM64:
+            if cont_id == 0:
+                out.append(self.enum_def(tid, 0))
+                out.append(";\n\n")
+            self.emit_state[tid] = _EMITTED
+            self.settled.add(tid)
+        elif k == _INT:
+            name = self.type_name(tid)
+            alias = _MISSING_BASE_TYPES.get(name)
+            if alias:
+                out.append(f"typedef {alias} {name};\n\n")
+            self.emit_state[tid] = _EMITTED
+            self.settled.add(tid)
+        elif k == _FWD:
+            out.append(self.fwd_def(tid))
+            out.append(";\n\n")
+            self.emit_state[tid] = _EMITTED
+            self.settled.add(tid)
+        elif k == _PTR or k in _MODS or k == _ARRAY:
+            target = self._through[tid]
+            if target not in self.settled:
+                self.emit_type(target, cont_id)
+        else:  # FLOAT, FUNC, VAR, DATASEC, DECL_TAG: nothing to emit, ever
+            self.settled.add(tid)
 
     def _pass_through(self, tid: int) -> int:
         """The type emit_type really works on: pointers, modifiers and arrays only forward to their target."""
-        start = tid
         kinds, w, offs = self.kind, self.w, self.offs
         for _ in range(4096):
             k = kinds[tid]
@@ -401,7 +605,6 @@ class CDumper:
                 tid = w[offs[tid] + 3]
             else:
                 break
-        self._through[start] = tid
         return tid
 
     def _blacklisted(self, tid: int) -> bool:
@@ -426,84 +629,105 @@ class CDumper:
             return "typedef __builtin_va_list __gnuc_va_list"
         return "typedef " + self.cached_decl(target, name, lvl)
 
-    def _member_aligns(self, types) -> list[int]:
-        aligns = self._align
-        out = [aligns.get(t) for t in types]
-        if None in out:
-            out = [a if a is not None else self.align_of(t) for a, t in zip(out, types)]
-        return out
-
     def struct_def(self, tid: int, lvl: int) -> str:
+        w, o = self.w, self.offs[tid]
+        layout = self._layout.get(tid)
+        keyword = "struct" if self.kind[tid] == _STRUCT else "union"
+        name = self.type_name(tid)
+        head = f"{keyword} {name} {{" if w[o] else f"{keyword}{name} {{"
+        if layout is None:
+            return self._struct_def_general(tid, lvl, head)
+        first, stop = layout
+        pads = self._pads.get(tid)
+        lines = self._member_lines(self._member_names[first:stop], self._member_types[first:stop], lvl + 1)
+        if pads:
+            inner = "\n" + _pfx(lvl + 1)
+            for i, cur, nxt, align in pads:
+                pad: list[str] = []
+                self._bit_padding(pad, cur, nxt, align, False, inner)
+                if i < stop - first:
+                    lines[i] = "".join(pad) + lines[i]
+                else:
+                    lines.extend(pad)
+        if tid in self._packed:
+            return f"{head}{''.join(lines)}\n{_pfx(lvl)}}} __attribute__((packed))"
+        return f"{head}{''.join(lines)}\n{_pfx(lvl)}}}"
+
+    def _struct_def_general(self, tid: int, lvl: int, head: str) -> str:
+        """A struct or union not planned by _plan_layouts: per-struct checks, then member by member
+        when there are bitfields, gaps or members without a size or an alignment."""
         w, o = self.w, self.offs[tid]
         info = w[o + 1]
         vlen = info & 0xFFFF
-        kflag = info >> 31
         size = w[o + 2]
         is_struct = self.kind[tid] == _STRUCT
-        record = w[o + 3:o + 3 + 3 * vlen]
-        types = record[1::3]
-        if kflag:
-            raw = record[2::3]
+        words = w[o + 3:o + 3 + 3 * vlen]
+        names = _take(self.strings, words[0::3])
+        types = words[1::3]
+        raw_offs = words[2::3]
+        aligns = _take(self._align, types)
+        sizes = _take(self._size, types)
+        bitfields = bool(info >> 31) and vlen and max(raw_offs) >> 24  # kind_flag: bitfield size in the top byte
+        if not bitfields and vlen and min(aligns) > 0 and min(sizes) >= 0:
+            ends = list(map(add, raw_offs, map(mul, sizes, repeat(8))))
+            if not any(map(lt, chain((0,), ends), raw_offs)) and not (is_struct and ends[-1] < size * 8):
+                packed = is_struct and bool(any(map(mod, raw_offs, map(mul, aligns, repeat(8)))) or size % max(aligns))
+                lines = self._member_lines(names, types, lvl + 1)
+                tail = f"\n{_pfx(lvl)}}} __attribute__((packed))" if packed else f"\n{_pfx(lvl)}}}"
+                return head + "".join(lines) + tail
+        return self._struct_def_padded(tid, lvl, head, names, types, raw_offs, aligns, sizes, bool(bitfields))
+
+    def _member_lines(self, names: Any, types: Any, lvl: int) -> list[str]:
+        """The member lines of a struct without bitfields, one per member."""
+        inner = "\n" + _pfx(lvl)
+        if "" not in names:
+            before, after = self._before, self._after_semi
+            try:
+                return [f"{inner}{before[t]}{name}{after[t]}" for t, name in zip(types, names)]
+            except KeyError:
+                pass  # some declarations are new or define something inline
+        # made in member order: the order in which their type names get resolved
+        cached_decl = self.cached_decl
+        return [f"{inner}{cached_decl(t, name, lvl)};" for t, name in zip(types, names)]
+
+    def _struct_def_padded(self, tid: int, lvl: int, head: str, names: Any, types: Any, raw: Any, aligns: Any,
+                           sizes: Any, bitfields: bool) -> str:
+        """A struct member by member: padding for gaps, bitfields, libbpf's packed rules in full."""
+        w, o = self.w, self.offs[tid]
+        info = w[o + 1]
+        vlen = info & 0xFFFF
+        size = w[o + 2]
+        is_struct = self.kind[tid] == _STRUCT
+        if bitfields:
             bit_sizes = [r >> 24 for r in raw]
             bit_offs = [r & 0xFFFFFF for r in raw]
-        else:
-            bit_sizes = None
-            bit_offs = record[2::3]
-        aligns = self._member_aligns(types)
-        # libbpf's rules: a struct is packed when a non-bitfield member is misaligned or its size
-        # is not a multiple of the largest member alignment; such a struct aligns to 1
-        if bit_sizes is None:
-            misaligned = any(a and off % (8 * a) for a, off in zip(aligns, bit_offs))
-        else:
             misaligned = any(a and not bits and off % (8 * a) for a, off, bits in zip(aligns, bit_offs, bit_sizes))
+        else:
+            bit_sizes = [0] * vlen
+            bit_offs = raw
+            misaligned = any(a and off % (8 * a) for a, off in zip(aligns, bit_offs))
         best = max(aligns, default=1)
         odd_size = size % best if best > 0 else False
         packed = is_struct and (misaligned or bool(odd_size))
-        align = self.align_of(tid)
-        keyword = "struct" if is_struct else "union"
-        name = self.type_name(tid)
-        parts = [f"{keyword} {name} {{" if w[o] else f"{keyword}{name} {{"]
+        parts = [head]
         inner = "\n" + _pfx(lvl + 1)
-        strings = self.strings
-        decl_cache = self._decl
-        sizes = self._size
         off = 0
+        prev_bitfield = False
         append = parts.append
-        if bit_sizes is None:
-            # no bitfields: the common case, kept lean
-            for i, (name_off, mtype, m_off) in enumerate(zip(record[0::3], types, bit_offs)):
-                if off < m_off:
-                    self._bit_padding(parts, off, m_off, 1 if packed else aligns[i], False, inner)
-                template = decl_cache.get(mtype) if name_off else None
-                if template is not None:
-                    append(f"{inner}{template[0]}{strings[name_off]}{template[1]};")
-                else:
-                    append(f"{inner}{self.cached_decl(mtype, strings[name_off] if name_off else '', lvl + 1)};")
-                msize = sizes.get(mtype)
-                if msize is None:
-                    msize = self.resolve_size(mtype)
+        for name, mtype, m_off, m_sz, align, msize in zip(names, types, bit_offs, bit_sizes, aligns, sizes):
+            if off < m_off:
+                self._bit_padding(parts, off, m_off, 1 if packed else align, prev_bitfield and m_sz != 0, inner)
+            decl = self.cached_decl(mtype, name, lvl + 1)
+            if m_sz:
+                append(f"{inner}{decl}: {m_sz};")
+                off = m_off + m_sz
+                prev_bitfield = True
+            else:
+                append(f"{inner}{decl};")
                 off = m_off + msize * 8 if msize > 0 else m_off
-        else:
-            prev_bitfield = False
-            for i, (name_off, mtype, m_off) in enumerate(zip(record[0::3], types, bit_offs)):
-                m_sz = bit_sizes[i]
-                if off < m_off:
-                    self._bit_padding(parts, off, m_off, 1 if packed else aligns[i], prev_bitfield and m_sz != 0,
-                                      inner)
-                decl = self.cached_decl(mtype, strings[name_off] if name_off else "", lvl + 1)
-                if m_sz:
-                    append(f"{inner}{decl}: {m_sz};")
-                    off = m_off + m_sz
-                    prev_bitfield = True
-                else:
-                    msize = sizes.get(mtype)
-                    if msize is None:
-                        msize = self.resolve_size(mtype)
-                    off = m_off + msize * 8 if msize > 0 else m_off
-                    prev_bitfield = False
-                    append(f"{inner}{decl};")
+                prev_bitfield = False
         if is_struct and off < size * 8:
-            self._bit_padding(parts, off, size * 8, align, False, inner)
+            self._bit_padding(parts, off, size * 8, self.align_of(tid), False, inner)
         # `struct empty {}` stays on one line
         parts.append(f"\n{_pfx(lvl)}}}" if vlen or size else "}")
         if packed:
@@ -556,41 +780,43 @@ class CDumper:
         if not vlen:
             return head
         signed = info >> 31
-        strings = self.strings
-        idents = self.ident_names
-        inner = _pfx(lvl + 1)
-        parts = [head, " {"]
         is64 = self.kind[tid] == _ENUM64
         step = 3 if is64 else 2
-        for q in range(o + 3, o + 3 + step * vlen, step):
-            vname = strings[w[q]] if w[q] else ""
-            count = idents.get(vname, 0) + 1
-            idents[vname] = count
-            if count > 1:
-                vname = f"{vname}___{count}"
-            if is64:
-                val = w[q + 1] | (w[q + 2] << 32)
-                if signed:
-                    parts.append(f"\n{inner}{vname} = {val - (1 << 64) if val >> 63 else val}LL,")
-                else:
-                    parts.append(f"\n{inner}{vname} = {val}ULL,")
+        names = list(_take(self.strings, w[o + 3:o + 3 + step * vlen:step]))
+        values: Any = w[o + 4:o + 3 + step * vlen:step]
+        idents = self.ident_names
+        if idents.keys().isdisjoint(names) and len(set(names)) == vlen:
+            idents.update(zip(names, repeat(1)))
+        else:  # enumerators named like earlier identifiers get ___N suffixes
+            for i, vname in enumerate(names):
+                count = idents.get(vname, 0) + 1
+                idents[vname] = count
+                if count > 1:
+                    names[i] = f"{vname}___{count}"
+        indent = "\n" + _pfx(lvl + 1)
+        if is64:
+            values = map(add, values, map((1 << 32).__mul__, w[o + 5:o + 3 + 3 * vlen:3]))
+            if signed:
+                values = [v - (1 << 64) if v >> 63 else v for v in values]
+                suffix = "LL,"
             else:
-                val = w[q + 1]
-                if signed and val >> 31:
-                    val -= 1 << 32
-                parts.append(f"\n{inner}{vname} = {val},")
-        parts.append(f"\n{_pfx(lvl)}}}")
-        return "".join(parts)
+                suffix = "ULL,"
+        else:
+            if signed and max(values) >> 31:
+                values = [v - (1 << 32) if v >> 31 else v for v in values]
+            suffix = ","
+        body = "".join([f"{indent}{name} = {value}{suffix}" for name, value in zip(names, values)])
+        return f"{head} {{{body}\n{_pfx(lvl)}}}"
 
     # --- declarations: the type of a member, parameter or typedef ----------------------
 
     def cached_decl(self, tid: int, fname: str, lvl: int) -> str:
         """``decl`` reusing the text of an earlier declaration of the same type when that is safe."""
         if fname:
-            template = self._decl.get(tid)
-            if template is not None:
-                return template[0] + fname + template[1]
-            if tid in self._decl:
+            before = self._before.get(tid)
+            if before is not None:
+                return before + fname + self._after[tid]
+            if tid in self._no_template:
                 return self.decl(tid, fname, lvl)
             return self._first_decl(tid, fname, lvl)
         text = self._anon_decl.get(tid)
@@ -613,15 +839,28 @@ class CDumper:
         """
         simple = self._simple_template(tid)
         if simple is not None:
-            self._decl[tid] = simple
-            return simple[0] + fname + simple[1]
-        saved = self._inline_defs
-        self._inline_defs = False
-        text = self.decl(tid, _SENTINEL, lvl)
-        before, _, after = text.partition(_SENTINEL)
-        self._decl[tid] = None if self._inline_defs or _SENTINEL in after else (before, after)
-        self._inline_defs = saved or self._inline_defs
-        return text.replace(_SENTINEL, fname)
+            before, after = simple
+            text = before + fname + after
+        else:
+            saved = self._inline_defs
+            self._inline_defs = False
+            pointer = self._function_pointer(tid, lvl)
+            if pointer is not None:
+                before, after = pointer
+                text = before + fname + after
+            else:
+                text = self.decl(tid, _SENTINEL, lvl)
+                before, _, after = text.partition(_SENTINEL)
+                text = text.replace(_SENTINEL, fname)
+            inline = self._inline_defs
+            self._inline_defs = saved or inline
+            if inline or _SENTINEL in after:
+                self._no_template.add(tid)
+                return text
+        self._before[tid] = before
+        self._after[tid] = after
+        self._after_semi[tid] = after + ";"
+        return text
 
     def _terminal(self, tid: int) -> str | None:
         """How a named terminal type is written in a declaration, or None when it needs the full walk."""
@@ -661,6 +900,39 @@ class CDumper:
             return (base + " ", f"[{self.w[o + 5]}]") if base is not None else None
         base = self._terminal(tid) if tid else None
         return (base + " ", "") if base is not None else None
+
+    def _function_pointer(self, tid: int, lvl: int) -> tuple[str, str] | None:
+        """``R (*x)(P1, P2)`` (a third of vmlinux's member types) without the general walk, when R
+        is a simple shape; the text and the order of name resolutions are the general walk's."""
+        w, offs, kinds = self.w, self.offs, self.kind
+        if kinds[tid] != _PTR:
+            return None
+        proto = w[offs[tid] + 2]
+        if not proto or kinds[proto] != _FUNC_PROTO:
+            return None
+        o = offs[proto]
+        ret = self._simple_template(w[o + 2])
+        if ret is None or ret[1]:
+            return None
+        before = ret[0]
+        if before.endswith(" "):  # `int ` before a name is `int` without one; `char *` stays
+            before = before[:-1]
+        return f"{before} (*", f")({self._params(o, lvl)})"
+
+    def _params(self, o: int, lvl: int) -> str:
+        """The parameter list of the prototype at word ``o``, without the parentheses."""
+        w = self.w
+        vlen = w[o + 1] & 0xFFFF
+        if vlen == 0 or (vlen == 1 and w[o + 4] == 0):
+            return "void"
+        params = []
+        for i in range(vlen):
+            q = o + 3 + 2 * i
+            if i == vlen - 1 and w[q + 1] == 0:
+                params.append("...")
+                break
+            params.append(self.cached_decl(w[q + 1], self.strings[w[q]], lvl))
+        return ", ".join(params)
 
     def decl(self, tid: int, fname: str, lvl: int) -> str:
         """C declaration of ``fname`` with type ``tid`` (the stack walk of libbpf's emit_type_decl)."""
@@ -723,7 +995,7 @@ class CDumper:
                 continue
             if k in (_INT, _FLOAT):
                 parts.append(self._mods(stack))
-                parts.append(self.strings[w[o]] if w[o] else "")
+                parts.append(self.strings[w[o]])
             elif k == _TYPEDEF:
                 parts.append(self._mods(stack))
                 parts.append(self.ident_name(tid))
@@ -752,7 +1024,7 @@ class CDumper:
                 parts.append(" restrict")
             elif k == _TYPE_TAG:
                 parts.append(self._mods(stack))
-                parts.append(f' __attribute__((btf_type_tag("{self.strings[w[o]] if w[o] else ""}")))')
+                parts.append(f' __attribute__((btf_type_tag("{self.strings[w[o]]}")))')
             elif k == _ARRAY:
                 self._drop_mods(stack)
                 nelems = w[o + 5]
@@ -773,18 +1045,7 @@ class CDumper:
                     parts.append(f" ({self._chain(stack, fname, lvl)})")
                 else:
                     parts.append(_name(fname, last_was_ptr))
-                vlen = w[o + 1] & 0xFFFF
-                if vlen == 0 or (vlen == 1 and w[o + 4] == 0):
-                    parts.append("(void)")
-                    return "".join(parts)
-                params = []
-                for i in range(vlen):
-                    q = o + 3 + 2 * i
-                    if i == vlen - 1 and w[q + 1] == 0:
-                        params.append("...")
-                        break
-                    params.append(self.cached_decl(w[q + 1], self.strings[w[q]] if w[q] else "", lvl))
-                parts.append(f"({', '.join(params)})")
+                parts.append(f"({self._params(o, lvl)})")
                 return "".join(parts)
             else:
                 # FUNC, VAR, DATASEC, DECL_TAG cannot appear in a declaration; libbpf stops here too.
@@ -798,31 +1059,39 @@ def _name(fname: str, last_was_ptr: bool) -> str:
     return " " + fname if fname and not last_was_ptr else fname
 
 
-def write_c(btf: "BTF", write: Callable[[str], object], type_ids: list[int] | None = None) -> None:
-    """Emit the header through ``write``: all types, or the given ids and what they need."""
-    dumper = CDumper(btf, write)
-    write(HEADER)
-    kinds = dumper.kind
-    ordered = dumper.order_state
-    skip = _NOTHING_TO_DECLARE if type_ids is None else frozenset()
+def _pieces(btf: "BTF", type_ids: list[int] | None) -> list[str]:
+    """The header text in pieces: all types, or the given ids and what they need."""
+    dumper = CDumper(btf)
+    n = dumper.n
+    if type_ids is not None:
+        for tid in type_ids:
+            if not 0 < tid < n:
+                raise BTFError(f"{btf.name}: type id {tid} does not exist (ids go from 1 to {n - 1})")
     try:
-        for tid in (type_ids if type_ids is not None else range(1, dumper.n)):
-            if not 0 < tid < dumper.n:
-                raise BTFError(f"{btf.name}: type id {tid} does not exist (ids go from 1 to {dumper.n - 1})")
-            # Functions, variables, sections and decl tags declare nothing and nothing orders through them.
-            if kinds[tid] not in skip and ordered[tid] != _ORDERED:
-                dumper.dump_type(tid)
+        if type_ids is None:
+            dumper.dump_all()
+        else:
+            dumper.dump(type_ids)
     except (RecursionError, IndexError):
         # A loop the ordering did not catch, or a dangling type id in BTF that was not validated.
         raise _explain(btf) from None
+    return dumper.out
+
+
+def write_c(btf: "BTF", write: Callable[[str], object], type_ids: list[int] | None = None) -> None:
+    """Emit the header through ``write``: all types, or the given ids and what they need."""
+    pieces = _pieces(btf, type_ids)
+    write(HEADER)
+    write("".join(pieces))
     write(FOOTER)
 
 
 def dump_c(btf: "BTF", type_ids: list[int] | None = None) -> str:
     """The header as a string."""
-    buf = io.StringIO()
-    write_c(btf, buf.write, type_ids)
-    return buf.getvalue()
+    pieces = _pieces(btf, type_ids)
+    pieces.insert(0, HEADER)
+    pieces.append(FOOTER)
+    return "".join(pieces)
 
 
 def _explain(btf: "BTF") -> BTFError:

@@ -18,13 +18,12 @@ blobs to try loading) and calls them before BPF_BTF_LOAD.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BTFError
 from .btf import BTF
 from .types import (
+    _Record,
     Const,
     Datasec,
     Enum,
@@ -45,24 +44,27 @@ KCONFIG_SECTION = ".kconfig"
 KSYMS_SECTION = ".ksyms"
 
 
-@dataclass(frozen=True, kw_only=True)
-class BTFFeatures:
+class BTFFeatures(_Record):
     """Which BTF kinds the target kernel accepts (all of them by default)."""
 
-    func: bool = True  # FUNC and FUNC_PROTO (4.20+)
-    func_global: bool = True  # FUNC with global linkage (5.6+)
-    datasec: bool = True  # VAR and DATASEC (5.2+)
-    float: bool = True  # FLOAT (5.13+)
-    decl_tag: bool = True  # DECL_TAG (5.16+)
-    type_tag: bool = True  # TYPE_TAG (5.17+)
-    enum64: bool = True  # ENUM64 and signed ENUMs (6.0+)
+    __slots__ = ("func", "func_global", "datasec", "float", "decl_tag", "type_tag", "enum64")
+    _fields = __slots__
+    _hidden = _unshown = frozenset()
+
+    def __init__(self, *, func: bool = True, func_global: bool = True, datasec: bool = True, float: bool = True,
+                 decl_tag: bool = True, type_tag: bool = True, enum64: bool = True):
+        for name, value in (("func", func),  # FUNC and FUNC_PROTO (4.20+)
+                            ("func_global", func_global),  # FUNC with global linkage (5.6+)
+                            ("datasec", datasec),  # VAR and DATASEC (5.2+)
+                            ("float", float),  # FLOAT (5.13+)
+                            ("decl_tag", decl_tag),  # DECL_TAG (5.16+)
+                            ("type_tag", type_tag),  # TYPE_TAG (5.17+)
+                            ("enum64", enum64)):  # ENUM64 and signed ENUMs (6.0+)
+            object.__setattr__(self, name, value)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    def replace(self, **changes: bool) -> "BTFFeatures":
-        return dataclasses.replace(self, **changes)
+        return cls._fields
 
     @classmethod
     def none(cls) -> "BTFFeatures":

@@ -2,8 +2,9 @@
 
 Objects are views a :class:`~pybpf.btf.BTF` builds on demand (``btf[id]``);
 they carry their ``id`` and the ``btf`` they came from so references resolve
-(``ptr.type``, ``member.type``).  They are frozen: to change BTF, build a new
-object (``t.replace(name="x")`` or a constructor) and hand it to
+(``ptr.type``, ``member.type``).  They are immutable values (equal when their
+fields are, ``id`` and ``btf`` aside): to change BTF, build a new object
+(``t.replace(name="x")`` or a constructor) and hand it to
 ``BTF.replace(id, obj)`` or ``BTF.add(obj)``.  That keeps the raw BTF the one
 source of truth, so the fast paths (name index, C dump) never see stale data.
 """
@@ -11,8 +12,7 @@ source of truth, so the fast paths (name index, C dump) never see stale data.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from dataclasses import replace as _replace
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
@@ -86,26 +86,91 @@ class VarLinkage(enum.IntEnum):
     EXTERN = 2  # BTF_VAR_GLOBAL_EXTERN
 
 
-class _Replaceable:
+class FrozenError(AttributeError):
+    """Type objects cannot be changed: build a changed copy with ``replace``."""
+
+
+class _Record:
+    """Immutable records with value equality, a readable repr and ``replace``.
+
+    Written out rather than made with dataclasses: a command that only dumps BTF
+    would otherwise spend more time generating these classes than parsing vmlinux.
+    Subclasses list their fields in ``_fields`` (constructor order); ``_hidden`` are
+    left out of equality and hashing (``id``, ``btf``), ``_unshown`` out of the repr.
+    """
+
     __slots__ = ()
+    _fields: tuple[str, ...] = ()
+    _hidden: frozenset[str] = frozenset(("btf",))
+    _unshown: frozenset[str] = frozenset(("btf",))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        compared = tuple(f for f in cls._fields if f not in cls._hidden)
+        cls._key = staticmethod(attrgetter(*compared) if len(compared) > 1 else  # type: ignore[attr-defined]
+                                (lambda obj, f=compared[0]: (getattr(obj, f),)) if compared else (lambda obj: ()))
+        cls._shown = tuple(f for f in cls._fields if f not in cls._unshown)  # type: ignore[attr-defined]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenError(f"cannot assign to field {name!r}: {type(self).__name__} objects are immutable "
+                          f"(use .replace({name}=...) for a changed copy)")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenError(f"cannot delete field {name!r}: {type(self).__name__} objects are immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._key(self) == self._key(other)  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key(self))  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._shown)  # type: ignore[attr-defined]
+        return f"{type(self).__qualname__}({fields})"
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return self
+
+    def __reduce__(self) -> Any:
+        return _rebuild, (type(self), {f: getattr(self, f) for f in self._fields})
 
     def replace(self, **changes: Any) -> Any:
-        """A copy with some fields changed (``dataclasses.replace`` works as well)."""
-        return _replace(self, **changes)
+        """A copy with some fields changed."""
+        unknown = changes.keys() - set(self._fields)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
+        values = {f: getattr(self, f) for f in self._fields}
+        values.update(changes)
+        return type(self)(**values)
+
+
+def _rebuild(cls: type, values: dict[str, Any]) -> Any:
+    return cls(**values)
+
+
+_set = object.__setattr__
 
 
 # --- parts of composite types ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Member(_Replaceable):
+class Member(_Record):
     """A struct/union member; ``offset`` is in bits from the start of the struct."""
 
-    name: str
-    type_id: int
-    offset: int
-    bitfield_size: int = 0
-    btf: "BTF | None" = field(default=None, compare=False, repr=False)
+    __slots__ = ("name", "type_id", "offset", "bitfield_size", "btf")
+    _fields = __slots__
+
+    def __init__(self, name: str, type_id: int, offset: int, bitfield_size: int = 0, btf: "BTF | None" = None):
+        _set(self, "name", name)
+        _set(self, "type_id", type_id)
+        _set(self, "offset", offset)
+        _set(self, "bitfield_size", bitfield_size)
+        _set(self, "btf", btf)
 
     @property
     def type(self) -> "Type":
@@ -116,33 +181,42 @@ class Member(_Replaceable):
         return self.offset // 8
 
 
-@dataclass(frozen=True, slots=True)
-class EnumValue(_Replaceable):
-    name: str
-    value: int
+class EnumValue(_Record):
+    __slots__ = ("name", "value")
+    _fields = __slots__
+
+    def __init__(self, name: str, value: int):
+        _set(self, "name", name)
+        _set(self, "value", value)
 
 
-@dataclass(frozen=True, slots=True)
-class Param(_Replaceable):
+class Param(_Record):
     """A function prototype parameter; a last parameter of type 0 means '...'."""
 
-    name: str
-    type_id: int
-    btf: "BTF | None" = field(default=None, compare=False, repr=False)
+    __slots__ = ("name", "type_id", "btf")
+    _fields = __slots__
+
+    def __init__(self, name: str, type_id: int, btf: "BTF | None" = None):
+        _set(self, "name", name)
+        _set(self, "type_id", type_id)
+        _set(self, "btf", btf)
 
     @property
     def type(self) -> "Type":
         return _bound(self.btf, self)[self.type_id]
 
 
-@dataclass(frozen=True, slots=True)
-class VarSecinfo(_Replaceable):
+class VarSecinfo(_Record):
     """A variable placed in a DATASEC: its VAR (or FUNC for externs), offset and size in bytes."""
 
-    type_id: int
-    offset: int
-    size: int
-    btf: "BTF | None" = field(default=None, compare=False, repr=False)
+    __slots__ = ("type_id", "offset", "size", "btf")
+    _fields = __slots__
+
+    def __init__(self, type_id: int, offset: int, size: int, btf: "BTF | None" = None):
+        _set(self, "type_id", type_id)
+        _set(self, "offset", offset)
+        _set(self, "size", size)
+        _set(self, "btf", btf)
 
     @property
     def type(self) -> "Type":
@@ -158,17 +232,22 @@ def _bound(btf: "BTF | None", obj: object) -> "BTF":
 
 
 # --- types -------------------------------------------------------------------------
+# Constructors take keywords only; ``id`` and ``btf`` are set when the object comes from a BTF.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Type(_Replaceable):
-    """Base of all kinds.  ``id`` and ``btf`` are set when the object comes from a BTF."""
+class Type(_Record):
+    """Base of all kinds."""
 
-    name: str = ""
-    id: int | None = field(default=None, compare=False)
-    btf: "BTF | None" = field(default=None, compare=False, repr=False)
+    __slots__ = ("name", "id", "btf")
+    _fields = ("name", "id", "btf")
+    _hidden = frozenset(("id", "btf"))
 
     kind = Kind.UNKN
+
+    def __init__(self, *, name: str = "", id: int | None = None, btf: "BTF | None" = None):
+        _set(self, "name", name)
+        _set(self, "id", id)
+        _set(self, "btf", btf)
 
     def _resolve(self, type_id: int) -> "Type":
         return _bound(self.btf, self)[type_id]
@@ -205,23 +284,28 @@ _DESCRIBE = {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.ENUM: "enum", Kind
              Kind.VAR: "var", Kind.DATASEC: "datasec", Kind.UNKN: ""}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Void(Type):
-    name: str = "void"
+    __slots__ = ()
     kind = Kind.UNKN
 
+    def __init__(self, *, name: str = "void", id: int | None = None, btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Int(Type):
-    size: int  # type: ignore[assignment]
-    encoding: IntEncoding = IntEncoding.NONE
-    bits: int = 0  # nr_bits; 0 means size * 8 when building
-    offset: int = 0  # bits_offset (legacy bitfield encoding)
+    """``bits`` is nr_bits (0 when building means ``size * 8``); ``offset`` the legacy bitfield offset."""
+
+    __slots__ = ("size", "encoding", "bits", "offset")
+    _fields = Type._fields + __slots__
     kind = Kind.INT
 
-    def __post_init__(self) -> None:
-        if not self.bits:
-            object.__setattr__(self, "bits", self.size * 8)
+    def __init__(self, *, size: int, encoding: IntEncoding = IntEncoding.NONE, bits: int = 0, offset: int = 0,
+                 name: str = "", id: int | None = None, btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
+        _set(self, "size", size)
+        _set(self, "encoding", encoding)
+        _set(self, "bits", bits or size * 8)
+        _set(self, "offset", offset)
 
     @property
     def signed(self) -> bool:
@@ -236,83 +320,111 @@ class Int(Type):
         return bool(self.encoding & IntEncoding.BOOL)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Float(Type):
-    size: int  # type: ignore[assignment]
+    __slots__ = ("size",)
+    _fields = Type._fields + __slots__
     kind = Kind.FLOAT
 
+    def __init__(self, *, size: int, name: str = "", id: int | None = None, btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
+        _set(self, "size", size)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class _Ref(Type):
     """Kinds that point at one other type through the ``type`` field."""
 
-    type_id: int
+    __slots__ = ("type_id",)
+    _fields = Type._fields + __slots__
+
+    def __init__(self, *, type_id: int, name: str = "", id: int | None = None, btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
+        _set(self, "type_id", type_id)
 
     @property
     def type(self) -> Type:
         return self._resolve(self.type_id)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Pointer(_Ref):
+    __slots__ = ()
     kind = Kind.PTR
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Typedef(_Ref):
+    __slots__ = ()
     kind = Kind.TYPEDEF
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Volatile(_Ref):
+    __slots__ = ()
     kind = Kind.VOLATILE
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Const(_Ref):
+    __slots__ = ()
     kind = Kind.CONST
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Restrict(_Ref):
+    __slots__ = ()
     kind = Kind.RESTRICT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TypeTag(_Ref):
     """``__attribute__((btf_type_tag("name")))``; the tag text is ``name``."""
 
+    __slots__ = ()
     kind = Kind.TYPE_TAG
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Func(_Ref):
     """A function; ``type_id`` is its FUNC_PROTO."""
 
-    linkage: FuncLinkage = FuncLinkage.STATIC
+    __slots__ = ("linkage",)
+    _fields = _Ref._fields + __slots__
     kind = Kind.FUNC
 
+    def __init__(self, *, type_id: int, linkage: FuncLinkage | int = FuncLinkage.STATIC, name: str = "",
+                 id: int | None = None, btf: "BTF | None" = None):
+        _Ref.__init__(self, type_id=type_id, name=name, id=id, btf=btf)
+        _set(self, "linkage", linkage)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Var(_Ref):
-    linkage: VarLinkage = VarLinkage.STATIC
+    __slots__ = ("linkage",)
+    _fields = _Ref._fields + __slots__
     kind = Kind.VAR
 
+    def __init__(self, *, type_id: int, linkage: VarLinkage | int = VarLinkage.STATIC, name: str = "",
+                 id: int | None = None, btf: "BTF | None" = None):
+        _Ref.__init__(self, type_id=type_id, name=name, id=id, btf=btf)
+        _set(self, "linkage", linkage)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class DeclTag(_Ref):
     """``__attribute__((btf_decl_tag("name")))`` on a type, or on its member/param ``component_idx``."""
 
-    component_idx: int = -1
+    __slots__ = ("component_idx",)
+    _fields = _Ref._fields + __slots__
     kind = Kind.DECL_TAG
 
+    def __init__(self, *, type_id: int, component_idx: int = -1, name: str = "", id: int | None = None,
+                 btf: "BTF | None" = None):
+        _Ref.__init__(self, type_id=type_id, name=name, id=id, btf=btf)
+        _set(self, "component_idx", component_idx)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Array(Type):
-    type_id: int
-    index_type_id: int
-    nelems: int
+    __slots__ = ("type_id", "index_type_id", "nelems")
+    _fields = Type._fields + __slots__
     kind = Kind.ARRAY
+
+    def __init__(self, *, type_id: int, index_type_id: int, nelems: int, name: str = "", id: int | None = None,
+                 btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
+        _set(self, "type_id", type_id)
+        _set(self, "index_type_id", index_type_id)
+        _set(self, "nelems", nelems)
 
     @property
     def type(self) -> Type:
@@ -323,13 +435,18 @@ class Array(Type):
         return self._resolve(self.index_type_id)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Composite(Type):
     """STRUCT or UNION.  ``kflag`` says member offsets carry bitfield sizes (BTF's kind_flag)."""
 
-    size: int  # type: ignore[assignment]
-    members: tuple[Member, ...] = ()
-    kflag: bool = False
+    __slots__ = ("size", "members", "kflag")
+    _fields = Type._fields + __slots__
+
+    def __init__(self, *, size: int, members: tuple[Member, ...] = (), kflag: bool = False, name: str = "",
+                 id: int | None = None, btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
+        _set(self, "size", size)
+        _set(self, "members", members)
+        _set(self, "kflag", kflag)
 
     def __iter__(self) -> Iterator[Member]:
         return iter(self.members)
@@ -347,21 +464,26 @@ class Composite(Type):
         raise TypeNotFoundError(f"{self.describe()} has no member {name!r}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Struct(Composite):
+    __slots__ = ()
     kind = Kind.STRUCT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Union(Composite):
+    __slots__ = ()
     kind = Kind.UNION
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class _EnumBase(Type):
-    size: int = 4  # type: ignore[assignment]
-    values: tuple[EnumValue, ...] = ()
-    signed: bool = False  # kind_flag
+    __slots__ = ("size", "values", "signed")
+    _fields = Type._fields + __slots__
+
+    def __init__(self, *, size: int = 4, values: tuple[EnumValue, ...] = (), signed: bool = False, name: str = "",
+                 id: int | None = None, btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
+        _set(self, "size", size)
+        _set(self, "values", values)
+        _set(self, "signed", signed)  # kind_flag
 
     def __iter__(self) -> Iterator[EnumValue]:
         return iter(self.values)
@@ -389,30 +511,42 @@ class _EnumBase(Type):
         return {v.name: v.value for v in self.values}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Enum(_EnumBase):
+    __slots__ = ()
     kind = Kind.ENUM
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Enum64(_EnumBase):
-    size: int = 8  # type: ignore[assignment]
+    __slots__ = ()
     kind = Kind.ENUM64
 
+    def __init__(self, *, size: int = 8, values: tuple[EnumValue, ...] = (), signed: bool = False, name: str = "",
+                 id: int | None = None, btf: "BTF | None" = None):
+        _EnumBase.__init__(self, size=size, values=values, signed=signed, name=name, id=id, btf=btf)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Fwd(Type):
     """A forward declaration: ``struct name;`` or, with ``union=True``, ``union name;``."""
 
-    union: bool = False
+    __slots__ = ("union",)
+    _fields = Type._fields + __slots__
     kind = Kind.FWD
 
+    def __init__(self, *, union: bool = False, name: str = "", id: int | None = None, btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
+        _set(self, "union", union)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class FuncProto(Type):
-    return_type_id: int = 0
-    params: tuple[Param, ...] = ()
+    __slots__ = ("return_type_id", "params")
+    _fields = Type._fields + __slots__
     kind = Kind.FUNC_PROTO
+
+    def __init__(self, *, return_type_id: int = 0, params: tuple[Param, ...] = (), name: str = "",
+                 id: int | None = None, btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
+        _set(self, "return_type_id", return_type_id)
+        _set(self, "params", params)
 
     @property
     def return_type(self) -> Type:
@@ -423,11 +557,16 @@ class FuncProto(Type):
         return bool(self.params) and self.params[-1].type_id == 0 and len(self.params) > 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Datasec(Type):
-    size: int = 0  # type: ignore[assignment]
-    vars: tuple[VarSecinfo, ...] = ()
+    __slots__ = ("size", "vars")
+    _fields = Type._fields + __slots__
     kind = Kind.DATASEC
+
+    def __init__(self, *, size: int = 0, vars: tuple[VarSecinfo, ...] = (), name: str = "", id: int | None = None,
+                 btf: "BTF | None" = None):
+        Type.__init__(self, name=name, id=id, btf=btf)
+        _set(self, "size", size)
+        _set(self, "vars", vars)
 
     def __iter__(self) -> Iterator[VarSecinfo]:
         return iter(self.vars)

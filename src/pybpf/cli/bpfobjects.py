@@ -11,12 +11,13 @@ from typing import Any, Iterator
 
 from ..errors import BPFError
 from ..btf.valuedump import Pairs, Raw
-from ..kernel.introspect import each_object, fdinfo
-from ..kernel.syscall import Cmd, close_fd, fd_by_id, fd_kind, obj_get
+
+# The kernel layer is imported by the functions that talk to the kernel, not here: the
+# commands that share this module also have verbs that never do (`pybpf btf dump`).
 
 _WHAT = {"prog": "program", "map": "map", "link": "link", "btf": "BTF object"}
-_GET_FD = {"prog": Cmd.PROG_GET_FD_BY_ID, "map": Cmd.MAP_GET_FD_BY_ID, "link": Cmd.LINK_GET_FD_BY_ID,
-           "btf": Cmd.BTF_GET_FD_BY_ID}
+_GET_FD = {"prog": "PROG_GET_FD_BY_ID", "map": "MAP_GET_FD_BY_ID", "link": "LINK_GET_FD_BY_ID",
+           "btf": "BTF_GET_FD_BY_ID"}
 _ID_KEY = {"prog": "prog_id", "map": "map_id", "link": "link_id", "btf": "btf_id"}
 
 
@@ -38,16 +39,19 @@ def split_selector(kind: str, tokens: list[str]) -> tuple[list[str], list[str]]:
 
 def open_selected(kind: str, selector: list[str]) -> list[int]:
     """fds of the objects a selector names (the caller closes them); BPFError when none match."""
+    from ..kernel.introspect import each_object
+    from ..kernel.syscall import Cmd, close_fd, fd_by_id, fd_kind, obj_get
+
     what = _WHAT[kind]
     if len(selector) == 1:
         if not selector[0].isdigit():
             raise BPFError(f"{selector[0]!r} is not a {what} id; use {selector_help(kind)}")
-        return [fd_by_id(_GET_FD[kind], int(selector[0]), what)]
+        return [fd_by_id(Cmd[_GET_FD[kind]], int(selector[0]), what)]
     how, value = selector
     if how == "id":
         if not value.isdigit():
             raise BPFError(f"{value!r} is not a {what} id")
-        return [fd_by_id(_GET_FD[kind], int(value), what)]
+        return [fd_by_id(Cmd[_GET_FD[kind]], int(value), what)]
     if how == "pinned":
         fd = obj_get(value, what)
         if fd_kind(fd) != kind:
@@ -90,6 +94,9 @@ def _name_and_tag(kind: str, fd: int) -> tuple[str, str]:
 def each_selected(kind: str, tokens: list[str] | None) -> Iterator[int]:
     """fds of the selected objects, or of every object of ``kind`` when ``tokens`` is empty; each fd
     is closed after the consumer moves on."""
+    from ..kernel.introspect import each_object
+    from ..kernel.syscall import close_fd
+
     fds = open_selected(kind, split_selector(kind, tokens)[0]) if tokens else None
     if fds is None:
         for _obj_id, fd in each_object(kind):
@@ -107,6 +114,8 @@ def each_selected(kind: str, tokens: list[str] | None) -> Iterator[int]:
 
 
 def object_id(kind: str, fd: int) -> int:
+    from ..kernel.introspect import fdinfo
+
     return int(fdinfo(fd).get(_ID_KEY[kind], 0))
 
 
