@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import BPFError, KernelError, MapError, NotSupportedError
 from ..object.codec import as_codec
+from ..object.mapdict import MapDict
 from .fd import FDObject, PinnableObject
 from .fs import possible_cpu_count
 from .syscall import CAP_BPF, bpf_errno, fd_by_id, fd_kind, kernel_error, obj_info, open_pinned
@@ -123,7 +124,7 @@ class FDValueCodec:
         return int.from_bytes(data[:self.size], "little")
 
 
-class Map(PinnableObject):
+class Map(PinnableObject, MapDict):
     """A BPF map in the kernel.
 
     Dict-like: ``m[k]``, ``m[k] = v``, ``del m[k]``, ``k in m``, ``get``,
@@ -416,22 +417,6 @@ class Map(PinnableObject):
             raise self._error(err, "lookup_and_delete")
         return vbuf.raw[:self._value_buf_size]
 
-    def iter_keys_raw(self) -> Iterator[bytes]:
-        """Key bytes, each once, surviving concurrent deletes (restart semantics)."""
-        seen: set[bytes] = set()
-        key = None
-        budget = 4 * max(self.max_entries, 256)  # bound the walk when other writers churn the map
-        while budget > 0:
-            budget -= 1
-            nxt = self.next_key_raw(key)
-            if nxt is None:
-                return
-            key = nxt
-            if nxt in seen:
-                continue  # the kernel restarted from the first key: skip what we already gave
-            seen.add(nxt)
-            yield nxt
-
     # -- batch operations ----------------------------------------------------
 
     def lookup_batch(self, chunk: int = 256, delete: bool = False) -> Iterator[tuple[bytes, bytes]]:
@@ -508,51 +493,7 @@ class Map(PinnableObject):
         for k, v in zip(kraw, vraw):
             self.update_raw(k, v, flags)
 
-    # -- dict-like API -------------------------------------------------------
-
-    def lookup(self, key: Any, default: Any = None) -> Any:
-        raw = self.lookup_raw(self._key_bytes(key))
-        return default if raw is None else self._decode_value(raw)
-
-    get = lookup
-
-    def __getitem__(self, key: Any) -> Any:
-        raw = self.lookup_raw(self._key_bytes(key))
-        if raw is None:
-            raise KeyError(key)
-        return self._decode_value(raw)
-
-    def update(self, key: Any, value: Any, flags: int = ANY) -> None:
-        """Write one entry; ``flags`` is ANY, NOEXIST (create only) or EXIST (replace only)."""
-        self.update_raw(self._key_bytes(key), self._value_bytes(value), flags)
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.update_raw(self._key_bytes(key), self._value_bytes(value), ANY)
-
-    def __delitem__(self, key: Any) -> None:
-        if not self.delete_raw(self._key_bytes(key)):
-            raise KeyError(key)
-
-    def delete(self, key: Any) -> bool:
-        """Delete ``key``; False when it was absent."""
-        return self.delete_raw(self._key_bytes(key))
-
-    def lookup_and_delete(self, key: Any) -> Any:
-        """Atomically read and remove one entry (hash maps: Linux 5.14+)."""
-        raw = self.lookup_and_delete_raw(self._key_bytes(key))
-        if raw is None:
-            raise KeyError(key)
-        return self._decode_value(raw)
-
-    def __contains__(self, key: Any) -> bool:
-        return self.lookup_raw(self._key_bytes(key)) is not None
-
-    def keys(self) -> Iterator[Any]:
-        decode = self.key_codec.decode
-        for k in self.iter_keys_raw():
-            yield decode(k)
-
-    __iter__ = keys
+    # -- dict-like API: lookup/get/[]/update/del/in/keys come from MapDict ---------
 
     def items(self) -> Iterator[tuple[Any, Any]]:
         """(key, value) pairs: batched when the kernel supports it, else key by key."""

@@ -23,7 +23,7 @@ from ..errors import MapError
 from ..object.codec import as_codec
 from .constants import BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_PROD_POS, \
     BPF_RB_RING_SIZE
-from .mapdict import round8
+from ..object.mapdict import round8
 from .maps import VMMap
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from .constants import (
     map_type_name,
 )
 from .lru import CommonLRU, PerCPULRU
-from .mapdict import MapDict, round8
+from ..object.mapdict import MapDict, round8
 
 if TYPE_CHECKING:
     from .machine import Run, VM

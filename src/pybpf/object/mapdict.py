@@ -6,7 +6,7 @@ the attributes ``key_codec``, ``value_codec``, ``key_size``, ``value_size``,
 ``per_cpu``, ``ncpus``, ``type``, ``max_entries`` and ``describe()``; this
 class adds ``m[k]``, ``m[k] = v``, ``del m[k]``, ``in``, ``get``, ``keys``,
 ``values``, ``items``, ``update``, ``clear``, ``count`` with the same meaning
-and errors as the kernel backend's Map, so the layer can be shared by both.
+and errors as the kernel backend's Map, so both backends share this layer.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class MapDict:
         """Key bytes, each once, even when keys are deleted during the walk."""
         seen: set[bytes] = set()
         key = None
-        budget = 4 * max(self.max_entries, 256)
+        budget = 4 * max(self.max_entries, 256)  # bound the walk when other writers churn the map
         while budget > 0:
             budget -= 1
             nxt = self.next_key_raw(key)
@@ -85,7 +85,7 @@ class MapDict:
                 return
             key = nxt
             if nxt in seen:
-                continue
+                continue  # the kernel restarted from the first key: skip what we already gave
             seen.add(nxt)
             yield nxt
 
