@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,7 +24,7 @@ from btf_testlib import (
 from conftest import ROOT, compile_bpf, run_cli
 
 from pybpf.btf import BTF, Int, IntEncoding, Member, Pointer, Struct, Typedef, kernel_btf
-from pybpf.btf.types import Array, FuncProto, Param, Union
+from pybpf.btf.types import Array, Const, Enum, EnumValue, Fwd, FuncProto, Param, Union
 from pybpf.btf.cdump import dump_c
 from pybpf.btf.rawdump import dump_raw, raw_json
 
@@ -189,6 +190,73 @@ def test_struct_layouts_match_bpftool(tmp_path):
     ours = dump_c(BTF.from_file(path))
     assert ours == bpftool_dump(str(path), "c")
     assert ours.count("__attribute__((packed))") == 2 and "int (*cb)(int, ...);" in ours
+
+
+def _colliding_btf(seed: int) -> BTF:
+    """Random BTF where struct, union, enum, int and typedef names and enumerators collide
+    (so ``___N`` suffixes depend on the order names are first written), with forward
+    references through pointers, anonymous inline types and typedef chains."""
+    rng = random.Random(seed)
+    names = ["a", "b", "c", "a", ""]
+    idents = ["t", "u", "A", "B", "t"]
+    b = BTF.new()
+    ints = [b.add(Int(name=n, size=4, encoding=IntEncoding.SIGNED)) for n in ("int", "a", "int")]
+    ids = list(ints)
+    sized = list(ints)  # what may be embedded by value
+    later = []  # pointers to point at structs made after them
+    composites = []
+    for _ in range(40):
+        choice = rng.random()
+        ref = rng.choice(sized)
+        is_sized = True
+        if choice < 0.3:
+            cls = Struct if rng.random() < 0.7 else Union
+            count = rng.randint(0, 3)
+            tid = b.add(cls(name=rng.choice(names), size=4 * count if cls is Struct else 8, members=tuple(
+                Member(f"m{i}", rng.choice(sized), 64 * i if cls is Struct else 0) for i in range(count))))
+            if b[tid].name:
+                composites.append(tid)
+        elif choice < 0.45:
+            own = f"x{len(ids)}"  # an enumerator no other enum has: repeated only when written twice
+            values = tuple(EnumValue(rng.choice(idents + [own]), i) for i in range(rng.randint(1, 3)))
+            tid = b.add(Enum(name=rng.choice(names), values=values))
+        elif choice < 0.6:
+            target = rng.choice(ids)
+            tid = b.add(Typedef(name=rng.choice(idents), type_id=target))
+            is_sized = target in sized
+        elif choice < 0.75:
+            tid = b.add(Pointer(type_id=rng.choice(ids)))
+            if rng.random() < 0.5:
+                later.append(tid)
+        elif choice < 0.8:
+            tid = b.add(Const(type_id=ref))
+        elif choice < 0.85:
+            tid = b.add(Fwd(name=rng.choice(names[:3]), union=rng.random() < 0.3))
+            composites.append(tid)
+            is_sized = False
+        elif choice < 0.9:
+            tid = b.add(Array(type_id=ref, index_type_id=ints[0], nelems=rng.randint(1, 4)))
+        else:
+            proto = b.add(FuncProto(return_type_id=rng.choice(ids), params=(Param("x", rng.choice(ids)),)))
+            tid = b.add(Pointer(type_id=proto))
+        ids.append(tid)
+        if is_sized:
+            sized.append(tid)
+    b.add(Typedef(name="__gnuc_va_list", type_id=0))
+    b.add(Typedef(name="__gnuc_va_list", type_id=0))
+    words, offs = b._flat()
+    for tid in later:  # forward references: a pointer to a named struct, union or fwd, made later or not
+        words[offs[tid] + 2] = rng.choice(composites or ints)
+    return b
+
+
+@needs_bpftool
+@pytest.mark.parametrize("seed", range(40))
+def test_colliding_names_numbered_like_bpftool(seed, tmp_path):
+    btf = _colliding_btf(seed)
+    path = tmp_path / "names.btf"
+    path.write_bytes(btf.to_bytes())
+    assert dump_c(BTF.from_file(path)) == bpftool("btf", "dump", "file", path, "format", "c")
 
 
 # --- helpers ------------------------------------------------------------------------------------
