@@ -19,7 +19,7 @@ from . import linktypes, names
 from .blocks import JMP, M32, Block, Stmt, backpatch, gen_and, gen_not, gen_or, sappend
 from .gencode_atm import A_PROTOTYPE, PT_LLC, AtmCodeGen
 from .gencode_base import (
-    DLT, DLT_HDLC, OFFSET_NOT_SET, OR_LINKHDR,
+    DLT, DLT_HDLC, OFFSET_NOT_SET, AbsOffset, OR_LINKHDR,
     OR_LINKPL, OR_LINKPL_NOSNAP, OR_LINKTYPE, OR_LLC, OR_PREVLINKHDR, OR_PREVMPLSHDR, OR_TRAN_IPV4,
     OR_TRAN_IPV6, PCAP_NETMASK_UNKNOWN, FilterError, bpf_error, swap32,
 )
@@ -150,6 +150,8 @@ _ADDR_QUAL_ERRORS = {
     Q_ADDR3: "'addr3' and 'address3' are", Q_ADDR4: "'addr4' and 'address4' are",
     Q_RA: "'ra' is", Q_TA: "'ta' is",
 }
+# what an IP or DECnet host test says when given one of the 802.11-only directions above
+_NOT_MAC_ADDRESSES = "addresses other than 802.11 MAC addresses"
 # MAC-address link types: (source offset, destination offset) of the addresses in the link header,
 # and how libpcap names the link type in "unknown ... host" messages
 _MAC_HOST_OFFSETS = {DLT_EN10MB: (6, 0), DLT_NETANALYZER: (6, 0), DLT_NETANALYZER_TRANSPARENT: (6, 0),
@@ -223,14 +225,7 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
         if ll_proto in (ETHERTYPE_ATALK, ETHERTYPE_AARP):
             b0 = self.gen_cmp_gt(OR_LINKTYPE, 0, I.H, ETHERMTU)
             gen_not(b0)
-            if ll_proto == ETHERTYPE_ATALK:
-                b1 = self.gen_snap(0x080007, ETHERTYPE_ATALK)
-            else:
-                b1 = self.gen_snap(0x000000, ETHERTYPE_AARP)
-            gen_and(b0, b1)
-            b0 = self.gen_cmp(OR_LINKTYPE, 0, I.H, ll_proto)
-            gen_or(b0, b1)
-            return b1
+            return self._atalk_snap_or_type(b0, ll_proto)
         if ll_proto <= ETHERMTU:
             b0 = self.gen_cmp_gt(OR_LINKTYPE, 0, I.H, ETHERMTU)
             gen_not(b0)
@@ -238,6 +233,17 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
             gen_and(b0, b1)
             return b1
         return self.gen_cmp(OR_LINKTYPE, 0, I.H, ll_proto)
+
+    def _atalk_snap_or_type(self, is_802_2: Block, ll_proto: int) -> Block:
+        """AppleTalk or AARP: in an 802.2 frame (is_802_2) under its SNAP header, or as the frame's type."""
+        if ll_proto == ETHERTYPE_ATALK:
+            b1 = self.gen_snap(0x080007, ETHERTYPE_ATALK)
+        else:
+            b1 = self.gen_snap(0x000000, ETHERTYPE_AARP)
+        gen_and(is_802_2, b1)
+        b0 = self.gen_cmp(OR_LINKTYPE, 0, I.H, ll_proto)
+        gen_or(b0, b1)
+        return b1
 
     def gen_linux_sll_linktype(self, ll_proto: int) -> Block:
         if ll_proto in (LLCSAP_ISONS, LLCSAP_IP, LLCSAP_NETBEUI):
@@ -258,14 +264,7 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
             return b1
         if ll_proto in (ETHERTYPE_ATALK, ETHERTYPE_AARP):
             b0 = self.gen_cmp(OR_LINKTYPE, 0, I.H, LINUX_SLL_P_802_2)
-            if ll_proto == ETHERTYPE_ATALK:
-                b1 = self.gen_snap(0x080007, ETHERTYPE_ATALK)
-            else:
-                b1 = self.gen_snap(0x000000, ETHERTYPE_AARP)
-            gen_and(b0, b1)
-            b0 = self.gen_cmp(OR_LINKTYPE, 0, I.H, ll_proto)
-            gen_or(b0, b1)
-            return b1
+            return self._atalk_snap_or_type(b0, ll_proto)
         if ll_proto <= ETHERMTU:
             b0 = self.gen_cmp(OR_LINKTYPE, 0, I.H, LINUX_SLL_P_802_2)
             b1 = self.gen_cmp(OR_LINKHDR, self.off_linkpl.constant_part, I.B, ll_proto)
@@ -488,46 +487,29 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
         bpf_error(f"{phrase} not a valid qualifier for {what}")
 
     def gen_hostop(self, addr, mask, d, ll_proto, src_off, dst_off) -> Block:
-        if d == Q_SRC:
-            offset = src_off
-        elif d == Q_DST:
-            offset = dst_off
-        elif d in (Q_AND, Q_OR, Q_DEFAULT):
-            b0 = self.gen_hostop(addr, mask, Q_SRC, ll_proto, src_off, dst_off)
-            b1 = self.gen_hostop(addr, mask, Q_DST, ll_proto, src_off, dst_off)
-            (gen_and if d == Q_AND else gen_or)(b0, b1)
+        def one_way(offset: int) -> Block:
+            b0 = self.gen_linktype(ll_proto)
+            b1 = self.gen_mcmp(OR_LINKPL, offset, I.W, addr, mask)
+            gen_and(b0, b1)
             return b1
-        else:
-            self._dir_error(d, "addresses other than 802.11 MAC addresses")
-        b0 = self.gen_linktype(ll_proto)
-        b1 = self.gen_mcmp(OR_LINKPL, offset, I.W, addr, mask)
-        gen_and(b0, b1)
-        return b1
+        return self._dir_pair(d, one_way, _NOT_MAC_ADDRESSES, src_off, dst_off)
 
     def gen_hostop6(self, addr: bytes, mask: bytes, d, ll_proto, src_off, dst_off) -> Block:
-        if d == Q_SRC:
-            offset = src_off
-        elif d == Q_DST:
-            offset = dst_off
-        elif d in (Q_AND, Q_OR, Q_DEFAULT):
-            b0 = self.gen_hostop6(addr, mask, Q_SRC, ll_proto, src_off, dst_off)
-            b1 = self.gen_hostop6(addr, mask, Q_DST, ll_proto, src_off, dst_off)
-            (gen_and if d == Q_AND else gen_or)(b0, b1)
-            return b1
-        else:
-            self._dir_error(d, "addresses other than 802.11 MAC addresses")
         a = [int.from_bytes(addr[i:i + 4], "big") for i in range(0, 16, 4)]
         m = [int.from_bytes(mask[i:i + 4], "big") for i in range(0, 16, 4)]
-        b1 = self.gen_mcmp(OR_LINKPL, offset + 12, I.W, a[3], m[3])
-        b0 = self.gen_mcmp(OR_LINKPL, offset + 8, I.W, a[2], m[2])
-        gen_and(b0, b1)
-        b0 = self.gen_mcmp(OR_LINKPL, offset + 4, I.W, a[1], m[1])
-        gen_and(b0, b1)
-        b0 = self.gen_mcmp(OR_LINKPL, offset + 0, I.W, a[0], m[0])
-        gen_and(b0, b1)
-        b0 = self.gen_linktype(ll_proto)
-        gen_and(b0, b1)
-        return b1
+
+        def one_way(offset: int) -> Block:
+            b1 = self.gen_mcmp(OR_LINKPL, offset + 12, I.W, a[3], m[3])
+            b0 = self.gen_mcmp(OR_LINKPL, offset + 8, I.W, a[2], m[2])
+            gen_and(b0, b1)
+            b0 = self.gen_mcmp(OR_LINKPL, offset + 4, I.W, a[1], m[1])
+            gen_and(b0, b1)
+            b0 = self.gen_mcmp(OR_LINKPL, offset + 0, I.W, a[0], m[0])
+            gen_and(b0, b1)
+            b0 = self.gen_linktype(ll_proto)
+            gen_and(b0, b1)
+            return b1
+        return self._dir_pair(d, one_way, _NOT_MAC_ADDRESSES, src_off, dst_off)
 
     def gen_machostop(self, eaddr: bytes, d: int, src_off: int, dst_off: int, qual_error_suffix: str) -> Block:
         """Ethernet, FDDI, token ring, Fibre Channel and ARCnet addresses at fixed link-header offsets."""
@@ -564,17 +546,11 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
         return self.gen_machostop(eaddr, d, src_off, dst_off, "")
 
     def gen_dnhostop(self, addr: int, d: int) -> Block:
-        if d == Q_DST:
-            offset_sh, offset_lh = 1, 7
-        elif d == Q_SRC:
-            offset_sh, offset_lh = 3, 15
-        elif d in (Q_AND, Q_OR, Q_DEFAULT):
-            b0 = self.gen_dnhostop(addr, Q_SRC)
-            b1 = self.gen_dnhostop(addr, Q_DST)
-            (gen_and if d == Q_AND else gen_or)(b0, b1)
-            return b1
-        else:
-            self._dir_error(d, "addresses other than 802.11 MAC addresses")
+        # (short-header, long-header) offsets of the source and of the destination
+        return self._dir_pair(d, lambda offsets: self._dnhost_one_way(addr, *offsets), _NOT_MAC_ADDRESSES,
+                              (3, 15), (1, 7))
+
+    def _dnhost_one_way(self, addr: int, offset_sh: int, offset_lh: int) -> Block:
         swapped = ((addr & 0xFF) << 8) | ((addr >> 8) & 0xFF)  # ntohs on little-endian
         b0 = self.gen_linktype(ETHERTYPE_DN)
         tmp = self.gen_mcmp(OR_LINKPL, 2, I.H, 0x8106, 0xFF07)
@@ -754,14 +730,18 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
         bpf_error(f"'{_QUAL_NAMES[proto]} proto' is bogus")
 
     # -- ports ------------------------------------------------------------------
-    def _dir_pair(self, d: int, atom, what: str) -> Block:
+    def _dir_pair(self, d: int, atom, what: str, src=0, dst=2) -> Block:
+        """`src`, `dst`, `src and dst`, `src or dst` (the default) over one test: atom(src) / atom(dst).
+
+        The defaults are the port offsets in a TCP/UDP/SCTP header; `what` names the operand
+        in the error for a direction (ra, ta, addr1...) that only 802.11 MAC addresses have."""
         if d == Q_SRC:
-            return atom(0)
+            return atom(src)
         if d == Q_DST:
-            return atom(2)
+            return atom(dst)
         if d in (Q_AND, Q_OR, Q_DEFAULT):
-            tmp = atom(0)
-            b1 = atom(2)
+            tmp = atom(src)
+            b1 = atom(dst)
             (gen_and if d == Q_AND else gen_or)(tmp, b1)
             return b1
         self._dir_error(d, what)
@@ -1154,6 +1134,16 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
     def xfer_to_a(self, a: Arth) -> Stmt:
         return Stmt(I.LD | I.MEM, a.regno)
 
+    def _index_to_x(self, inst: Arth, off: AbsOffset) -> Stmt:
+        """X = the index expression `inst` plus the run-time part of `off`, for `proto[index]`."""
+        s = self.gen_abs_offset_varpart(off)
+        if s is None:
+            return self.xfer_to_x(inst)
+        sappend(s, self.xfer_to_a(inst))
+        sappend(s, Stmt(I.ALU | I.ADD | I.X))
+        sappend(s, Stmt(I.MISC | I.TAX))
+        return s
+
     def gen_load(self, proto: int, inst: Arth, size: int) -> Arth:
         regno = self.alloc_reg()
         self.free_reg(inst.regno)
@@ -1167,23 +1157,11 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
             sappend(s, Stmt(I.LD | I.IND | size_code, 0))
             sappend(inst.s, s)
         elif proto == Q_LINK:
-            s = self.gen_abs_offset_varpart(self.off_linkhdr)
-            if s is not None:
-                sappend(s, self.xfer_to_a(inst))
-                sappend(s, Stmt(I.ALU | I.ADD | I.X))
-                sappend(s, Stmt(I.MISC | I.TAX))
-            else:
-                s = self.xfer_to_x(inst)
+            s = self._index_to_x(inst, self.off_linkhdr)
             sappend(s, Stmt(I.LD | I.IND | size_code, self.off_linkhdr.constant_part))
             sappend(inst.s, s)
         elif proto in (Q_IP, Q_ARP, Q_RARP, Q_ATALK, Q_DECNET, Q_SCA, Q_LAT, Q_MOPRC, Q_MOPDL, Q_IPV6):
-            s = self.gen_abs_offset_varpart(self.off_linkpl)
-            if s is not None:
-                sappend(s, self.xfer_to_a(inst))
-                sappend(s, Stmt(I.ALU | I.ADD | I.X))
-                sappend(s, Stmt(I.MISC | I.TAX))
-            else:
-                s = self.xfer_to_x(inst)
+            s = self._index_to_x(inst, self.off_linkpl)
             sappend(s, Stmt(I.LD | I.IND | size_code, self.off_linkpl.constant_part + self.off_nl))
             sappend(inst.s, s)
             b = self.gen_proto_abbrev(proto)
@@ -1212,13 +1190,7 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
             if inst.b is not None:
                 gen_and(inst.b, b)
             inst.b = b
-            s = self.gen_abs_offset_varpart(self.off_linkpl)
-            if s is not None:
-                sappend(s, self.xfer_to_a(inst))
-                sappend(s, Stmt(I.ALU | I.ADD | I.X))
-                sappend(s, Stmt(I.MISC | I.TAX))
-            else:
-                s = self.xfer_to_x(inst)
+            s = self._index_to_x(inst, self.off_linkpl)
             sappend(s, Stmt(I.LD | I.IND | size_code, self.off_linkpl.constant_part + self.off_nl + 40))
             sappend(inst.s, s)
         else:
@@ -1393,6 +1365,17 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
             return self.gen_cmp(OR_LINKHDR, 4, I.W, ifindex)
         return self.gen_cmp(OR_LINKHDR, (SKF_AD_OFF + SKF_AD_IFINDEX) & M32, I.W, ifindex)
 
+    def _and_number(self, b0: Block, number: int | None, what: str, maximum: int,
+                    offrel: int, offset: int, size: int, shift: int, mask: int) -> Block:
+        """b0 AND the `number` of `vlan N`, `mpls N`, `pppoes N`, `geneve N` (b0 alone when N is omitted)."""
+        if number is None:
+            return b0
+        if number > maximum:
+            bpf_error(f"{what} {number} greater than maximum {maximum}")
+        b1 = self.gen_mcmp(offrel, offset, size, (number << shift) & M32, mask)
+        gen_and(b0, b1)
+        return b1
+
     def gen_vlan(self, vlan_num: int | None) -> Block:
         if self.label_stack_depth > 0:
             bpf_error("no VLAN match after MPLS")
@@ -1405,12 +1388,7 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
         b1 = self.gen_linktype(ETHERTYPE_8021QINQ)
         gen_or(b0, b1)
         b0 = b1
-        if vlan_num is not None:
-            if vlan_num > 0x0FFF:
-                bpf_error(f"VLAN tag {vlan_num} greater than maximum {0x0FFF}")
-            b1 = self.gen_mcmp(OR_LINKPL, 0, I.H, vlan_num, 0x0FFF)
-            gen_and(b0, b1)
-            b0 = b1
+        b0 = self._and_number(b0, vlan_num, "VLAN tag", 0x0FFF, OR_LINKPL, 0, I.H, 0, 0x0FFF)
         self.off_linkpl.constant_part += 4
         self.off_linktype.constant_part += 4
         self.vlan_stack_depth += 1
@@ -1425,12 +1403,7 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
             b0 = self.gen_linktype(PPP_MPLS_UCAST)
         else:
             bpf_error(f"no MPLS support for {linktypes.description(self.linktype)}")
-        if label is not None:
-            if label > 0xFFFFF:
-                bpf_error(f"MPLS label {label} greater than maximum {0xFFFFF}")
-            b1 = self.gen_mcmp(OR_LINKPL, 0, I.W, (label << 12) & M32, 0xFFFFF000)
-            gen_and(b0, b1)
-            b0 = b1
+        b0 = self._and_number(b0, label, "MPLS label", 0xFFFFF, OR_LINKPL, 0, I.W, 12, 0xFFFFF000)
         self.off_nl_nosnap += 4
         self.off_nl += 4
         self.label_stack_depth += 1
@@ -1438,12 +1411,7 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
 
     def gen_pppoes(self, sess: int | None) -> Block:
         b0 = self.gen_linktype(ETHERTYPE_PPPOES)
-        if sess is not None:
-            if sess > 0xFFFF:
-                bpf_error(f"PPPoE session number {sess} greater than maximum {0xFFFF}")
-            b1 = self.gen_mcmp(OR_LINKPL, 0, I.W, sess, 0x0000FFFF)
-            gen_and(b0, b1)
-            b0 = b1
+        b0 = self._and_number(b0, sess, "PPPoE session number", 0xFFFF, OR_LINKPL, 0, I.W, 0, 0x0000FFFF)
         self.push_linkhdr(DLT_PPP, self.off_linkpl.is_variable,
                           self.off_linkpl.constant_part + self.off_nl + 6, self.off_linkpl.reg)
         self.off_linktype = self.off_linkhdr.copy()
@@ -1457,14 +1425,7 @@ class CodeGen(WlanCodeGen, AtmCodeGen, Ss7CodeGen, PflogCodeGen):
         b0 = gen_portfn(GENEVE_PORT, IPPROTO_UDP, Q_DST)
         b1 = self.gen_mcmp(offrel, 8, I.B, 0, 0xC0)
         gen_and(b0, b1)
-        b0 = b1
-        if vni is not None:
-            if vni > 0xFFFFFF:
-                bpf_error(f"Geneve VNI {vni} greater than maximum {0xFFFFFF}")
-            b1 = self.gen_mcmp(offrel, 12, I.W, (vni << 8) & M32, 0xFFFFFF00)
-            gen_and(b0, b1)
-            b0 = b1
-        return b0
+        return self._and_number(b1, vni, "Geneve VNI", 0xFFFFFF, offrel, 12, I.W, 8, 0xFFFFFF00)
 
     def gen_geneve(self, vni: int | None) -> Block:
         b0 = self.gen_geneve_check(self.gen_port, OR_TRAN_IPV4, vni)
