@@ -15,7 +15,7 @@ from ..isa import Kind
 from ..isa.opcodes import AluOp, Class, Mode, Source
 from .memory import OFFSET_BITS, OFFSET_MASK, UNSIGNED, describe_access
 from .program import MAX_FRAMES, insn_text
-from .semantics import M32, M64, alu32, alu64, atomic, condition, endian, sext
+from .semantics import M32, M64, alu, atomic, condition, endian, sext
 
 if TYPE_CHECKING:
     from .machine import Run
@@ -79,10 +79,8 @@ def _call(run: "Run", prog: "VMProgram", pc: int, args: tuple[int, ...], depth: 
                     regs[insn.dst] = (-a) & (M64 if cls == Class.ALU64 else M32)
                 elif code == AluOp.END:
                     regs[insn.dst] = endian(bool(op & Source.X) or cls == Class.ALU64, a, insn.imm)
-                elif cls == Class.ALU64:
-                    regs[insn.dst] = alu64(code, a, b, insn.off)
                 else:
-                    regs[insn.dst] = alu32(code, a, b, insn.off)
+                    regs[insn.dst] = alu(code, a, b, insn.off, 64 if cls == Class.ALU64 else 32)
                 pc += 1
             elif kind is Kind.COND_JUMP:
                 b = regs[insn.src] if op & Source.X else insn.imm & M64

@@ -42,22 +42,28 @@ def _tmod(a: int, b: int) -> int:
     return -r if a < 0 else r
 
 
-def alu64(op: int, a: int, b: int, off: int) -> int:
-    """dst = dst OP src for the 64-bit class; ``b`` is the (sign-extended) operand."""
+def alu(op: int, a: int, b: int, off: int, bits: int) -> int:
+    """dst = dst OP src in a ``bits``-wide register (64 for the ALU64 class, 32 for ALU).
+
+    ``b`` is the (sign-extended) operand; the 32-bit class works on the low halves and
+    its result is zero-extended, so one body serves both widths."""
+    mask = (1 << bits) - 1
+    a &= mask
+    b &= mask
     if op == AluOp.ADD:
-        return (a + b) & M64
+        return (a + b) & mask
     if op == AluOp.SUB:
-        return (a - b) & M64
+        return (a - b) & mask
     if op == AluOp.MUL:
-        return (a * b) & M64
+        return (a * b) & mask
     if op == AluOp.DIV:
         if b == 0:
             return 0
-        return (_tdiv(s64(a), s64(b)) & M64) if off else a // b
+        return (_tdiv(sext(a, bits), sext(b, bits)) & mask) if off else a // b
     if op == AluOp.MOD:
         if b == 0:
             return a
-        return (_tmod(s64(a), s64(b)) & M64) if off else a % b
+        return (_tmod(sext(a, bits), sext(b, bits)) & mask) if off else a % b
     if op == AluOp.OR:
         return a | b
     if op == AluOp.AND:
@@ -65,48 +71,13 @@ def alu64(op: int, a: int, b: int, off: int) -> int:
     if op == AluOp.XOR:
         return a ^ b
     if op == AluOp.LSH:
-        return (a << (b & 63)) & M64
+        return (a << (b & (bits - 1))) & mask
     if op == AluOp.RSH:
-        return a >> (b & 63)
+        return a >> (b & (bits - 1))
     if op == AluOp.ARSH:
-        return (s64(a) >> (b & 63)) & M64
+        return (sext(a, bits) >> (b & (bits - 1))) & mask
     if op == AluOp.MOV:
-        return sext(b, off) & M64 if off else b
-    raise ValueError(f"not a binary ALU operation: {op:#x}")
-
-
-def alu32(op: int, a: int, b: int, off: int) -> int:
-    """dst = (u32)(dst OP src) for the 32-bit class; the result is zero-extended."""
-    a &= M32
-    b &= M32
-    if op == AluOp.ADD:
-        return (a + b) & M32
-    if op == AluOp.SUB:
-        return (a - b) & M32
-    if op == AluOp.MUL:
-        return (a * b) & M32
-    if op == AluOp.DIV:
-        if b == 0:
-            return 0
-        return (_tdiv(s32(a), s32(b)) & M32) if off else a // b
-    if op == AluOp.MOD:
-        if b == 0:
-            return a
-        return (_tmod(s32(a), s32(b)) & M32) if off else a % b
-    if op == AluOp.OR:
-        return a | b
-    if op == AluOp.AND:
-        return a & b
-    if op == AluOp.XOR:
-        return a ^ b
-    if op == AluOp.LSH:
-        return (a << (b & 31)) & M32
-    if op == AluOp.RSH:
-        return a >> (b & 31)
-    if op == AluOp.ARSH:
-        return (s32(a) >> (b & 31)) & M32
-    if op == AluOp.MOV:
-        return sext(b, off) & M32 if off else b
+        return sext(b, off) & mask if off else b
     raise ValueError(f"not a binary ALU operation: {op:#x}")
 
 
