@@ -12,12 +12,16 @@ tcpdump's.
 from __future__ import annotations
 
 import itertools
+from operator import attrgetter
 
 from ..errors import CompileError
 from . import insn as I
 from .blocks import A_ATOM, AX_ATOM, M32, N_ATOMS, NOP, X_ATOM, Block, Edge, Stmt, sappend
 from .insn import CInsn
 
+
+_TRUE_EDGE = attrgetter("et")
+_FALSE_EDGE = attrgetter("ef")
 
 # Opcodes the optimizer tests often, computed once (module attribute lookups are not free).
 _ALU_ADD_X = I.ALU | I.ADD | I.X
@@ -723,50 +727,30 @@ class _Optimizer:
         first = b.in_edges.pred
         diff = first.et if first.et.succ is b else first.ef
         bid = b.id
-        if along_false:
-            same_side = b.et.succ
-            at_top = True
-            while True:
-                cur = diff.succ
-                if cur is None or cur.et.succ is not same_side or not cur.dom >> bid & 1:
-                    return
-                if cur.val[A_ATOM] != val:
-                    break
-                diff = cur.ef
-                at_top = False
-            samep = diff.succ.ef
-            while True:
-                cur = samep.succ
-                if cur is None or cur.et.succ is not same_side or not cur.dom >> bid & 1:
-                    return
-                if cur.val[A_ATOM] == val:
-                    break
-                samep = cur.ef
-            pull = samep.succ
-            samep.succ = pull.ef.succ
-            pull.ef.succ = diff.succ
-        else:
-            same_side = b.ef.succ
-            at_top = True
-            while True:
-                cur = diff.succ
-                if cur is None or cur.ef.succ is not same_side or not cur.dom >> bid & 1:
-                    return
-                if cur.val[A_ATOM] != val:
-                    break
-                diff = cur.et
-                at_top = False
-            samep = diff.succ.et
-            while True:
-                cur = samep.succ
-                if cur is None or cur.ef.succ is not same_side or not cur.dom >> bid & 1:
-                    return
-                if cur.val[A_ATOM] == val:
-                    break
-                samep = cur.et
-            pull = samep.succ
-            samep.succ = pull.et.succ
-            pull.et.succ = diff.succ
+        # or_pullup follows a chain of tests linked by their false edges that all jump to
+        # b's true target; and_pullup is its mirror image (true edges, false target)
+        chain, other = (_FALSE_EDGE, _TRUE_EDGE) if along_false else (_TRUE_EDGE, _FALSE_EDGE)
+        same_side = other(b).succ
+        at_top = True
+        while True:
+            cur = diff.succ
+            if cur is None or other(cur).succ is not same_side or not cur.dom >> bid & 1:
+                return
+            if cur.val[A_ATOM] != val:
+                break
+            diff = chain(cur)
+            at_top = False
+        samep = chain(diff.succ)
+        while True:
+            cur = samep.succ
+            if cur is None or other(cur).succ is not same_side or not cur.dom >> bid & 1:
+                return
+            if cur.val[A_ATOM] == val:
+                break
+            samep = chain(cur)
+        pull = samep.succ
+        samep.succ = chain(pull).succ
+        chain(pull).succ = diff.succ
         if at_top:
             ep = b.in_edges
             while ep is not None:
