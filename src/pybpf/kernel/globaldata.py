@@ -10,9 +10,10 @@ and updates.  ``.rodata`` is frozen after load: reading works, writing raises.
 from __future__ import annotations
 
 import mmap
-from typing import Any, Iterator, Mapping, MutableMapping
+from typing import Any, Mapping
 
 from ..errors import MapError, ObjectError
+from ..object.spec import SectionVariables
 from .maps import PAGE_SIZE, Map
 
 _KEY0 = (0).to_bytes(4, "little")
@@ -54,21 +55,12 @@ class LiveDataMap:
             self._mmap = None
 
 
-class LiveVariables(MutableMapping[str, Any]):
+class LiveVariables(SectionVariables):
     """The global variables of one data section by name (``obj.bss["hits"]``), decoded through BTF."""
 
     def __init__(self, section: str, variables: Mapping[str, Any], data: LiveDataMap | None):
-        self._section = section
-        self._variables = variables
+        super().__init__(section, variables)
         self._data = data
-
-    def variable(self, name: str) -> Any:
-        """The VariableSpec of ``name`` (offset, size, BTF type)."""
-        try:
-            return self._variables[name]
-        except KeyError:
-            have = ", ".join(self._variables) or "none"
-            raise KeyError(f"no variable {name!r} in {self._section} (there are: {have})") from None
 
     def _live(self) -> LiveDataMap:
         if self._data is None:
@@ -87,18 +79,6 @@ class LiveVariables(MutableMapping[str, Any]):
         except MapError as exc:
             raise MapError(f"variable {name!r} ({self._section}): {str(exc).lstrip(': ')}") from None
         live.write(var.offset, data)
-
-    def __delitem__(self, name: str) -> None:
-        raise ObjectError("variables cannot be removed from a data section")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._variables)
-
-    def __len__(self) -> int:
-        return len(self._variables)
-
-    def __repr__(self) -> str:
-        return f"<LiveVariables {self._section} {list(self._variables)}>"
 
 
 __all__ = ["LiveDataMap", "LiveVariables"]

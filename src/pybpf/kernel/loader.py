@@ -37,6 +37,7 @@ from ..errors import BPFError, KernelError, MapError, NotSupportedError, ObjectE
 from .btf_object import KernelBTF
 from .collection import Collection, naming_program
 from ..object.codec import RecordCodec
+from ..object.spec import DataSections
 from .globaldata import LiveDataMap, LiveVariables
 from .maps import FD_VALUE_TYPES, STORAGE_TYPES, Map, MapInfo
 from .program import Program
@@ -60,7 +61,7 @@ _BTF_TARGETS = {"tp_btf": ("btf_trace_", "typedef"), "lsm": ("bpf_lsm_", "func")
                 "iter": ("bpf_iter_", "func")}
 
 
-class Object(Collection):
+class Object(Collection, DataSections):
     """A BPF object loaded into the kernel: what ``spec.load(backend="kernel")`` returns.
 
     ``maps`` and ``programs`` by name (dict-like maps with keys and values
@@ -89,18 +90,6 @@ class Object(Collection):
         """The variables of the data section ``section`` (``.bss``, ``.data.counters``...), live."""
         found = {v.name: v for v in self.spec.variables.values() if v.map.internal == section}
         return LiveVariables(section, found, self.data_maps.get(section))
-
-    @property
-    def bss(self) -> LiveVariables:
-        return self.section_variables(".bss")
-
-    @property
-    def data(self) -> LiveVariables:
-        return self.section_variables(".data")
-
-    @property
-    def rodata(self) -> LiveVariables:
-        return self.section_variables(".rodata")
 
     @property
     def kconfig(self) -> LiveVariables:

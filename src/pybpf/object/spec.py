@@ -304,25 +304,22 @@ class ExternSpec:
     essential_name: str = ""  # name without ___flavor suffix, what the kernel is asked for
 
 
-class DataSection(MutableMapping[str, Any]):
-    """``spec.rodata["target_pid"] = 1234``: the variables of one global-data map by name."""
+class SectionVariables(MutableMapping[str, Any]):
+    """The variables of one data section by name.  The spec, the kernel backend and the VM
+    share the lookup, its error and the read-only shape; subclasses say where a value lives
+    (``__getitem__``/``__setitem__``: the spec's bytes, a kernel map, a VM map)."""
 
-    def __init__(self, label: str, variables: Mapping[str, VariableSpec]):
-        self._label = label
+    def __init__(self, section: str, variables: Mapping[str, VariableSpec]):
+        self._section = section
         self._variables = variables
 
-    def _var(self, name: str) -> VariableSpec:
+    def variable(self, name: str) -> VariableSpec:
+        """The VariableSpec of ``name`` (offset, size, BTF type)."""
         try:
             return self._variables[name]
         except KeyError:
             have = ", ".join(self._variables) or "none"
-            raise KeyError(f"no variable {name!r} in {self._label} (there are: {have})") from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._var(name).value
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        self._var(name).value = value
+            raise KeyError(f"no variable {name!r} in {self._section} (there are: {have})") from None
 
     def __delitem__(self, name: str) -> None:
         raise ObjectError("variables cannot be removed from a data section")
@@ -333,18 +330,44 @@ class DataSection(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(self._variables)
 
-    def variable(self, name: str) -> VariableSpec:
-        return self._var(name)
-
     def __repr__(self) -> str:
-        return f"<DataSection {self._label} {list(self._variables)}>"
+        return f"<{type(self).__name__} {self._section} {list(self._variables)}>"
+
+
+class DataSection(SectionVariables):
+    """``spec.rodata["target_pid"] = 1234``: the variables of one global-data map by name."""
+
+    def __getitem__(self, name: str) -> Any:
+        return self.variable(name).value
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.variable(name).value = value
+
+
+class DataSections:
+    """``.rodata``, ``.data`` and ``.bss`` by name, for the spec and for what the kernel and
+    the VM load from it: each says what ``section_variables(section)`` gives."""
+
+    section_variables: Callable[[str], SectionVariables]
+
+    @property
+    def rodata(self) -> SectionVariables:
+        return self.section_variables(".rodata")
+
+    @property
+    def data(self) -> SectionVariables:
+        return self.section_variables(".data")
+
+    @property
+    def bss(self) -> SectionVariables:
+        return self.section_variables(".bss")
 
 
 # --- the object -------------------------------------------------------------
 
 
 @dataclass(eq=False)
-class ObjectSpec:
+class ObjectSpec(DataSections):
     """A parsed BPF object: programs, maps, variables, externs, BTF.  Pure: no kernel I/O."""
 
     name: str
@@ -383,18 +406,6 @@ class ObjectSpec:
         """Variables of the internal map made from ELF section ``section`` (``.rodata``, ``.data.x``)."""
         found = {v.name: v for v in self.variables.values() if v.map.internal == section}
         return DataSection(section, found)
-
-    @property
-    def rodata(self) -> DataSection:
-        return self.section_variables(".rodata")
-
-    @property
-    def data(self) -> DataSection:
-        return self.section_variables(".data")
-
-    @property
-    def bss(self) -> DataSection:
-        return self.section_variables(".bss")
 
     @property
     def kconfig(self) -> DataSection:

@@ -10,10 +10,11 @@ names the C source line.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 from ..btf import Kind
 from ..errors import BPFError, MapError, ObjectError, VMError
+from ..object.spec import DataSections, SectionVariables
 from .constants import BPF_F_RDONLY_PROG, MapType
 from .machine import VM
 from .maps import VMMap
@@ -42,19 +43,15 @@ class SourceLine:
         return self.text
 
 
-class LiveData(MutableMapping[str, Any]):
+class LiveData(SectionVariables):
     """The global variables of one data section, read and written in the live map (``obj.bss["hits"]``)."""
 
     def __init__(self, section: str, variables: dict[str, Any], live: dict[str, VMMap]):
-        self._section = section
-        self._variables = variables
+        super().__init__(section, variables)
         self._live = live
 
     def _where(self, name: str) -> tuple[Any, VMMap]:
-        var = self._variables.get(name)
-        if var is None:
-            have = ", ".join(self._variables) or "none"
-            raise KeyError(f"no variable {name!r} in {self._section} (there are: {have})")
+        var = self.variable(name)
         return var, self._live[var.map.name]
 
     def __getitem__(self, name: str) -> Any:
@@ -68,20 +65,11 @@ class LiveData(MutableMapping[str, Any]):
                            "it in the spec before loading")
         m.data[var.offset:var.offset + var.size] = var._codec().encode(value)
 
-    def __delitem__(self, name: str) -> None:
-        raise ObjectError("variables cannot be removed from a data section")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._variables)
-
-    def __len__(self) -> int:
-        return len(self._variables)
-
     def __repr__(self) -> str:
         return f"<LiveData {self._section} {dict(self)}>"
 
 
-class VMObject:
+class VMObject(DataSections):
     """What ``spec.load(backend="vm")`` returns: ``maps`` and ``programs`` by name (the kernel backend's
     names and methods), global variables through ``rodata``/``data``/``bss``, and the ``vm`` they live in."""
 
@@ -128,18 +116,6 @@ class VMObject:
     def section_variables(self, section: str) -> LiveData:
         found = {v.name: v for v in self.spec.variables.values() if v.map.internal == section}
         return LiveData(section, found, self.maps)
-
-    @property
-    def rodata(self) -> LiveData:
-        return self.section_variables(".rodata")
-
-    @property
-    def data(self) -> LiveData:
-        return self.section_variables(".data")
-
-    @property
-    def bss(self) -> LiveData:
-        return self.section_variables(".bss")
 
     def close(self) -> None:
         self.detach_all()
