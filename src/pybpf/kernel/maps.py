@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import BPFError, KernelError, MapError, NotSupportedError
 from ..object.codec import as_codec
-from ..object.mapdict import MapDict
+from ..object.mapdict import MapDict, QueueValues
 from .fd import FDObject, PinnableObject
 from .fs import possible_cpu_count
 from .syscall import CAP_BPF, bpf_errno, fd_by_id, fd_kind, kernel_error, obj_info, open_pinned
@@ -547,33 +547,8 @@ class Map(PinnableObject, MapDict):
                 self.delete_raw(k)
 
 
-class QueueMap(Map):
+class QueueMap(QueueValues, Map):
     """Queue (FIFO) and stack (LIFO) maps: push, pop and peek values; no keys."""
-
-    def push(self, value: Any, flags: int = ANY) -> None:
-        """Add a value; with flags=EXIST a full map drops its oldest value instead of failing."""
-        self.update_raw(None, self._value_bytes(value), flags)
-
-    def pop(self, default: Any = KeyError) -> Any:
-        raw = self.lookup_and_delete_raw(None)
-        if raw is None:
-            if default is KeyError:
-                raise KeyError(f"{self.describe()} is empty")
-            return default
-        return self._decode_value(raw)
-
-    def peek(self, default: Any = None) -> Any:
-        raw = self.lookup_raw(None)
-        return default if raw is None else self._decode_value(raw)
-
-    def __iter__(self) -> Iterator[Any]:
-        """Pop values until the map is empty."""
-        while (raw := self.lookup_and_delete_raw(None)) is not None:
-            yield self._decode_value(raw)
-
-    def clear(self) -> None:
-        for _ in self:
-            pass
 
 
 class BloomFilterMap(Map):

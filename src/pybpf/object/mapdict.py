@@ -184,3 +184,36 @@ class MapDict:
             return
         for k in list(self.iter_keys_raw()):
             self.delete_raw(k)
+
+
+class QueueValues:
+    """The push/pop/peek face of queue and stack maps (no keys: the byte primitives get None).
+
+    Shared by both backends' QueueMap, listed before their map base so that iterating
+    pops values instead of walking keys; a backend may override ``clear`` with a
+    faster equivalent."""
+
+    def push(self, value: Any, flags: int = ANY) -> None:
+        """Add a value; with flags=EXIST a full map drops its oldest value instead of failing."""
+        self.update_raw(None, self._value_bytes(value), flags)
+
+    def pop(self, default: Any = KeyError) -> Any:
+        raw = self.lookup_and_delete_raw(None)
+        if raw is None:
+            if default is KeyError:
+                raise KeyError(f"{self.describe()} is empty")
+            return default
+        return self._decode_value(raw)
+
+    def peek(self, default: Any = None) -> Any:
+        raw = self.lookup_raw(None)
+        return default if raw is None else self._decode_value(raw)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Pop values until the map is empty."""
+        while (raw := self.lookup_and_delete_raw(None)) is not None:
+            yield self._decode_value(raw)
+
+    def clear(self) -> None:
+        for _ in self:
+            pass

@@ -29,7 +29,7 @@ from .constants import (
     map_type_name,
 )
 from .lru import CommonLRU, PerCPULRU
-from ..object.mapdict import MapDict, round8
+from ..object.mapdict import MapDict, QueueValues, round8
 
 if TYPE_CHECKING:
     from .machine import Run, VM
@@ -682,7 +682,7 @@ class LPMTrieMap(VMMap):
 # --- queue, stack, bloom filter ---------------------------------------------------------------------
 
 
-class QueueMap(VMMap):
+class QueueMap(QueueValues, VMMap):
     """BPF_MAP_TYPE_QUEUE (FIFO) and STACK (LIFO): push, pop and peek values; no keys."""
 
     def __init__(self, vm: "VM", type: int, key_size: int, value_size: int, max_entries: int, **kw: Any):
@@ -725,28 +725,8 @@ class QueueMap(VMMap):
         raise MapError(f"iterate on {self.describe()}: {map_type_name(self.type)} maps have no keys "
                        "(use push/pop/peek)")
 
-    # the kernel backend's QueueMap API
-    def push(self, value: Any, flags: int = 0) -> None:
-        self.update_raw(None, self._value_bytes(value), flags)
-
-    def pop(self, default: Any = KeyError) -> Any:
-        raw = self._take(True)
-        if raw is None:
-            if default is KeyError:
-                raise KeyError(f"{self.describe()} is empty")
-            return default
-        return self._decode_value(raw)
-
-    def peek(self, default: Any = None) -> Any:
-        raw = self._take(False)
-        return default if raw is None else self._decode_value(raw)
-
-    def __iter__(self) -> Iterator[Any]:
-        while (raw := self._take(True)) is not None:
-            yield self._decode_value(raw)
-
     def clear(self) -> None:
-        self._items.clear()
+        self._items.clear()  # what popping every value does, without the walk
 
     def prog_push(self, run: "Run", value: bytes, flags: int) -> int:
         return _neg(self._push(value, flags))
