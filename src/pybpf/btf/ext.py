@@ -33,7 +33,7 @@ SECTION = ".BTF.ext"
 
 
 class CoreReloKind(enum.IntEnum):
-    """enum bpf_core_relo_kind."""
+    """enum bpf_core_relo_kind (the object layer's CO-RE resolver uses it as ``COREKind``)."""
 
     FIELD_BYTE_OFFSET = 0
     FIELD_BYTE_SIZE = 1
@@ -50,6 +50,11 @@ class CoreReloKind(enum.IntEnum):
     TYPE_MATCHES = 12
 
     @property
+    def label(self) -> str:
+        """libbpf's name for the kind (``byte_off``, ``field_exists``...), as its messages print it."""
+        return _KIND_LABELS[self]
+
+    @property
     def is_field(self) -> bool:
         return self <= CoreReloKind.FIELD_RSHIFT_U64
 
@@ -60,6 +65,17 @@ class CoreReloKind(enum.IntEnum):
     @property
     def is_enumval(self) -> bool:
         return self in (CoreReloKind.ENUMVAL_EXISTS, CoreReloKind.ENUMVAL_VALUE)
+
+
+_KIND_LABELS = {
+    CoreReloKind.FIELD_BYTE_OFFSET: "byte_off", CoreReloKind.FIELD_BYTE_SIZE: "byte_sz",
+    CoreReloKind.FIELD_EXISTS: "field_exists", CoreReloKind.FIELD_SIGNED: "signed",
+    CoreReloKind.FIELD_LSHIFT_U64: "lshift_u64", CoreReloKind.FIELD_RSHIFT_U64: "rshift_u64",
+    CoreReloKind.TYPE_ID_LOCAL: "local_type_id", CoreReloKind.TYPE_ID_TARGET: "target_type_id",
+    CoreReloKind.TYPE_EXISTS: "type_exists", CoreReloKind.TYPE_MATCHES: "type_matches",
+    CoreReloKind.TYPE_SIZE: "type_size",
+    CoreReloKind.ENUMVAL_EXISTS: "enumval_exists", CoreReloKind.ENUMVAL_VALUE: "enumval_value",
+}
 
 
 @dataclass(frozen=True, slots=True)

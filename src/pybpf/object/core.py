@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import BPFError, CORERelocationError
 from ..isa import CALL, LD_IMM64, Instruction, Program
 from ..isa.opcodes import CLASS_MASK, MODE_MASK, SOURCE_MASK, Class, Size
 from ..btf import BTF, IntEncoding, Kind, essential_name, kernel_btf, kernel_modules_with_btf, module_btf
+from ..btf.ext import CoreReloKind
 from .spec import CORE_POISON_IMM
 
 if TYPE_CHECKING:
@@ -31,48 +31,8 @@ SPEC_MAX_LEN = 64
 _MASK64 = (1 << 64) - 1
 
 
-class COREKind(IntEnum):
-    FIELD_BYTE_OFFSET = 0
-    FIELD_BYTE_SIZE = 1
-    FIELD_EXISTS = 2
-    FIELD_SIGNED = 3
-    FIELD_LSHIFT_U64 = 4
-    FIELD_RSHIFT_U64 = 5
-    TYPE_ID_LOCAL = 6
-    TYPE_ID_TARGET = 7
-    TYPE_EXISTS = 8
-    TYPE_SIZE = 9
-    ENUMVAL_EXISTS = 10
-    ENUMVAL_VALUE = 11
-    TYPE_MATCHES = 12
-
-    @property
-    def label(self) -> str:
-        """libbpf's name for the kind (``byte_off``, ``field_exists``...)."""
-        return _KIND_LABELS[self]
-
-    @property
-    def is_field(self) -> bool:
-        return self <= COREKind.FIELD_RSHIFT_U64
-
-    @property
-    def is_type(self) -> bool:
-        return self in (COREKind.TYPE_ID_LOCAL, COREKind.TYPE_ID_TARGET, COREKind.TYPE_EXISTS,
-                        COREKind.TYPE_MATCHES, COREKind.TYPE_SIZE)
-
-    @property
-    def is_enumval(self) -> bool:
-        return self in (COREKind.ENUMVAL_EXISTS, COREKind.ENUMVAL_VALUE)
-
-
-_KIND_LABELS = {
-    COREKind.FIELD_BYTE_OFFSET: "byte_off", COREKind.FIELD_BYTE_SIZE: "byte_sz",
-    COREKind.FIELD_EXISTS: "field_exists", COREKind.FIELD_SIGNED: "signed",
-    COREKind.FIELD_LSHIFT_U64: "lshift_u64", COREKind.FIELD_RSHIFT_U64: "rshift_u64",
-    COREKind.TYPE_ID_LOCAL: "local_type_id", COREKind.TYPE_ID_TARGET: "target_type_id",
-    COREKind.TYPE_EXISTS: "type_exists", COREKind.TYPE_MATCHES: "type_matches", COREKind.TYPE_SIZE: "type_size",
-    COREKind.ENUMVAL_EXISTS: "enumval_exists", COREKind.ENUMVAL_VALUE: "enumval_value",
-}
+# The relocation kinds are .BTF.ext's enum bpf_core_relo_kind; the resolver keeps its own name for it.
+COREKind = CoreReloKind
 
 
 @dataclass
