@@ -214,6 +214,41 @@ def test_the_given_map_already_pinned_there_loads(pinned_spec, pin_root):
     assert open_fds() == fds
 
 
+# --- a given map-in-map ----------------------------------------------------------------
+
+MAP_IN_MAP = r"""
+struct inner_map { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } inner_a SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 2); __type(key, __u32);
+         __array(values, struct inner_map); } outer SEC(".maps") = { .values = { [0] = &inner_a } };
+SEC("xdp")
+int read_slot0(struct xdp_md *ctx)
+{
+    __u32 k = 0;
+    void *inner = bpf_map_lookup_elem(&outer, &k);
+    if (!inner)
+        return XDP_ABORTED;
+    __u64 *v = bpf_map_lookup_elem(inner, &k);
+    return v ? *v : XDP_ABORTED;
+}
+"""
+
+
+def test_a_given_map_in_map_keeps_its_slots():
+    # libbpf fills a map-in-map's declared slots only in a map it created (init_map_in_map_slots):
+    # the caller's outer map keeps the inner map it holds, and the program reads that one
+    spec = ObjectSpec.from_file(compile_bpf(PREAMBLE + MAP_IN_MAP, name="reuse_map_in_map"))
+    fds = open_fds()
+    with _counts() as template, _counts() as mine, \
+            Map.create(MapType.ARRAY_OF_MAPS, 4, 4, 2, name="outer", inner_map=template) as outer:
+        mine[0] = 2  # XDP_PASS
+        outer[0] = mine
+        with spec.load(backend="kernel", reuse_maps={"outer": outer}) as obj:
+            assert obj.programs["read_slot0"].test_run(bytes(64)).retval == 2
+            assert obj.maps["inner_a"].id != mine.id
+        assert outer[0] == mine.id and 1 not in outer
+    assert open_fds() == fds
+
+
 # --- kconfig as a mapping ------------------------------------------------------------
 
 KCONFIG = r"""

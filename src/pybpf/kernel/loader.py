@@ -200,6 +200,7 @@ class _Loader:
         self.ksyms: dict[str, Any] = {}
         self.fd_array: list[int] = []
         self.func_info_ok = False
+        self.reused: set[str] = set()  # maps given or found pinned: their contents are the owner's
 
     def run(self) -> None:
         spec = self.spec
@@ -338,6 +339,7 @@ class _Loader:
         """Use an existing map for ``name`` (owned by the object from here on, so a failed load closes it)."""
         live.name = name
         self.obj.maps[name] = live
+        self.reused.add(name)
         _check_reusable(live, ms, self._create_args(ms)[0], what, fix)
         self._after_create(name, ms, live, initialize=False)
 
@@ -408,8 +410,11 @@ class _Loader:
         return codec(ms.key_type_id), value
 
     def _fill_map_in_maps(self) -> None:
+        """Declared slots go into map-in-maps this load created only: a reused one keeps the inner maps
+        its owner put there (libbpf's init_map_in_map_slots runs for created maps only)."""
         for name, ms in self.spec.maps.items():
-            if not (ms.autocreate and ms.contents and isinstance(ms.type, MapType) and ms.type.is_map_in_map):
+            if not (ms.autocreate and ms.contents and isinstance(ms.type, MapType) and ms.type.is_map_in_map) \
+                    or name in self.reused:
                 continue
             outer = self.obj.maps[name]
             for key, inner_name in ms.contents:
