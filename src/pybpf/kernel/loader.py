@@ -166,7 +166,8 @@ def load_spec(spec: "ObjectSpec", *, partial: bool = False, pin_root: str | None
     ``pin_root``: directory of maps pinned by name (default /sys/fs/bpf).
     ``reuse_maps``: map name -> a live Map to use instead of creating one
     (libbpf's bpf_map__reuse_fd; it must match the declaration; the caller
-    keeps it, the object holds its own fd).  ``core_btf``: BTF (path or
+    keeps it, the object holds its own fd; one declared pinned by name is
+    pinned there, and another map pinned there already is an error).  ``core_btf``: BTF (path or
     pybpf.btf.BTF) to relocate against instead of the running kernel's.
     ``kconfig``: kernel configuration text (``CONFIG_X=y`` lines), or a
     mapping of extern name -> value that answers first (``LINUX_*`` too).
