@@ -6,13 +6,14 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shutil
 
 import pytest
 
 from conftest import compile_bpf
 from kernel_testlib import PREAMBLE, open_fds
 
-from pybpf.errors import MapError, ObjectError
+from pybpf.errors import MapError, ObjectError, VerifierError
 from pybpf.kernel import IntCodec, Map, MapType
 from pybpf.object import ObjectSpec
 
@@ -110,6 +111,141 @@ def test_reuse_maps_names_only_declared_open_maps(add_length):
         ObjectSpec.from_file(add_length).load(backend="kernel", reuse_maps={"counts": mine})
     with pytest.raises(MapError, match="reuse_maps\\['counts'\\] is 5, not a Map; give an open pybpf.kernel.Map"):
         ObjectSpec.from_file(add_length).load(backend="kernel", reuse_maps={"counts": 5})
+    assert open_fds() == fds
+
+
+# --- a given map the object declares pinned by name ----------------------------------
+
+PINNED = r"""
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64);
+         __uint(pinning, LIBBPF_PIN_BY_NAME); } counts SEC(".maps");
+SEC("xdp")
+int add_length(struct xdp_md *ctx)
+{
+    __u32 k = 0;
+    __u64 *v = bpf_map_lookup_elem(&counts, &k);
+    if (v)
+        __sync_fetch_and_add(v, ctx->data_end - ctx->data);
+    return XDP_PASS;
+}
+"""
+# the same map and a second program the verifier refuses (it reads past the packet): a load that fails late
+PINNED_BROKEN = PINNED + r"""
+SEC("xdp")
+int overread(struct xdp_md *ctx) { return *(__u8 *)(long)(ctx->data + 64); }
+"""
+
+
+@pytest.fixture
+def pin_root():
+    root = f"/sys/fs/bpf/pybpf_reuse_{os.getpid()}"
+    os.mkdir(root)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pinned_spec():
+    return compile_bpf(PREAMBLE + PINNED, name="reuse_pinned")
+
+
+def test_a_given_map_declared_pinned_is_pinned_there_and_kept_like_a_created_one(pinned_spec, pin_root):
+    path = os.path.join(pin_root, "counts")
+    fds = open_fds()
+    with _counts() as mine:
+        with ObjectSpec.from_file(pinned_spec).load(backend="kernel", pin_root=pin_root,
+                                                    reuse_maps={"counts": mine}) as obj:
+            with Map.from_pin(path) as pinned:
+                assert pinned.id == mine.id == obj.maps["counts"].id
+        # a created pinned map outlives the object's close(): so does the given one's pin
+        assert os.path.exists(path) and not mine.closed
+        # a second object loaded by pin alone finds the caller's map and its program writes into it
+        with ObjectSpec.from_file(pinned_spec).load(backend="kernel", pin_root=pin_root) as again:
+            assert again.maps["counts"].id == mine.id
+            again.programs["add_length"].test_run(bytes(64))
+        assert mine[0] == 64
+    os.unlink(path)
+    assert open_fds() == fds
+
+
+def test_a_failed_load_removes_the_pin_it_made_for_a_given_map(pin_root):
+    spec = ObjectSpec.from_file(compile_bpf(PREAMBLE + PINNED_BROKEN, name="reuse_pinned_broken"))
+    path = os.path.join(pin_root, "counts")
+    fds = open_fds()
+    with _counts() as mine:
+        with pytest.raises(VerifierError, match="overread"):
+            spec.load(backend="kernel", pin_root=pin_root, reuse_maps={"counts": mine})
+        assert not os.path.exists(path) and not mine.closed
+    assert open_fds() == fds
+
+
+def test_another_map_pinned_where_a_given_map_belongs_is_refused(pinned_spec, pin_root):
+    path = os.path.join(pin_root, "counts")
+    fds = open_fds()
+    with _counts() as mine, _counts() as other:
+        other.pin(path)
+        spec = ObjectSpec.from_file(pinned_spec)
+        message = (f"map 'counts' of {spec.name}: the map given as reuse_maps['counts'] (id {mine.id}) is declared "
+                   f"pinned by name, but {path} holds ARRAY map 'counts' id {other.id}; remove that pin "
+                   f"(rm {path}) or give that map (Map.from_pin('{path}'))")
+        with pytest.raises(MapError, match=re.escape(message)):
+            spec.load(backend="kernel", pin_root=pin_root, reuse_maps={"counts": mine})
+        with Map.from_pin(path) as pinned:
+            assert pinned.id == other.id  # the pin is left as it was
+        assert os.listdir(pin_root) == ["counts"] and not mine.closed
+    os.unlink(path)
+    assert open_fds() == fds
+
+
+def test_the_given_map_already_pinned_there_loads(pinned_spec, pin_root):
+    path = os.path.join(pin_root, "counts")
+    fds = open_fds()
+    with _counts() as mine:
+        mine.pin(path)
+        with ObjectSpec.from_file(pinned_spec).load(backend="kernel", pin_root=pin_root,
+                                                    reuse_maps={"counts": mine}) as obj:
+            obj.programs["add_length"].test_run(bytes(100))
+            assert mine[0] == 100
+        with Map.from_pin(path) as pinned:
+            assert pinned.id == mine.id
+    os.unlink(path)
+    assert open_fds() == fds
+
+
+# --- a given map-in-map ----------------------------------------------------------------
+
+MAP_IN_MAP = r"""
+struct inner_map { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } inner_a SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 2); __type(key, __u32);
+         __array(values, struct inner_map); } outer SEC(".maps") = { .values = { [0] = &inner_a } };
+SEC("xdp")
+int read_slot0(struct xdp_md *ctx)
+{
+    __u32 k = 0;
+    void *inner = bpf_map_lookup_elem(&outer, &k);
+    if (!inner)
+        return XDP_ABORTED;
+    __u64 *v = bpf_map_lookup_elem(inner, &k);
+    return v ? *v : XDP_ABORTED;
+}
+"""
+
+
+def test_a_given_map_in_map_keeps_its_slots():
+    # libbpf fills a map-in-map's declared slots only in a map it created (init_map_in_map_slots):
+    # the caller's outer map keeps the inner map it holds, and the program reads that one
+    spec = ObjectSpec.from_file(compile_bpf(PREAMBLE + MAP_IN_MAP, name="reuse_map_in_map"))
+    fds = open_fds()
+    with _counts() as template, _counts() as mine, \
+            Map.create(MapType.ARRAY_OF_MAPS, 4, 4, 2, name="outer", inner_map=template) as outer:
+        mine[0] = 2  # XDP_PASS
+        outer[0] = mine
+        with spec.load(backend="kernel", reuse_maps={"outer": outer}) as obj:
+            assert obj.programs["read_slot0"].test_run(bytes(64)).retval == 2
+            assert obj.maps["inner_a"].id != mine.id
+        assert outer[0] == mine.id and 1 not in outer
     assert open_fds() == fds
 
 

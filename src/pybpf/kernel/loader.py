@@ -155,7 +155,8 @@ def load_spec(spec: "ObjectSpec", *, partial: bool = False, pin_root: str | None
     ``pin_root``: directory of maps pinned by name (default /sys/fs/bpf).
     ``reuse_maps``: map name -> a live Map to use instead of creating one
     (libbpf's bpf_map__reuse_fd; it must match the declaration; the caller
-    keeps it, the object holds its own fd).  ``core_btf``: BTF (path or
+    keeps it, the object holds its own fd; one declared pinned by name is
+    pinned there, and another map pinned there already is an error).  ``core_btf``: BTF (path or
     pybpf.btf.BTF) to relocate against instead of the running kernel's.
     ``kconfig``: kernel configuration text (``CONFIG_X=y`` lines), or a
     mapping of extern name -> value that answers first (``LINUX_*`` too).
@@ -189,6 +190,7 @@ class _Loader:
         self.ksyms: dict[str, Any] = {}
         self.fd_array: list[int] = []
         self.func_info_ok = False
+        self.reused: set[str] = set()  # maps given or found pinned: their contents are the owner's
 
     def run(self) -> None:
         spec = self.spec
@@ -270,23 +272,21 @@ class _Loader:
             raise NotSupportedError(f"arena map {name!r} of {spec.name}",
                                     reason="pybpf does not map BPF arenas yet")
         key_codec, value_codec = self._codecs(ms)
+        pin_path = self._pin_path(name, ms)
         if name in self.reuse_maps:
             given, what = self.reuse_maps[name], f"the map given as reuse_maps[{name!r}]"
             if not isinstance(given, Map) or given.closed:
                 problem = "closed" if isinstance(given, Map) else f"{given!r}, not a Map"
                 raise MapError(f"map {name!r} of {spec.name}: {what} is {problem}; give an open pybpf.kernel.Map")
-            self._reuse(name, ms, Map.from_fd(os.dup(given.fd), key_codec=key_codec, value_codec=value_codec),
-                        what, "give a map of the declared type, sizes and flags")
+            live = Map.from_fd(os.dup(given.fd), key_codec=key_codec, value_codec=value_codec)
+            self._reuse(name, ms, live, what, "give a map of the declared type, sizes and flags")
+            if pin_path:
+                self._pin_given(name, live, pin_path)
             return
-        pin_path = None
-        if int(ms.pinning):
-            from .fs import ensure_bpffs, pin_name
-
-            pin_path = os.path.join(self.pin_root or ensure_bpffs(), pin_name(name))
-            if os.path.exists(pin_path):
-                self._reuse(name, ms, Map.from_pin(pin_path, key_codec=key_codec, value_codec=value_codec),
-                            f"the map pinned at {pin_path}", "remove the pin (rm it) or change the object")
-                return
+        if pin_path and os.path.exists(pin_path):
+            self._reuse(name, ms, Map.from_pin(pin_path, key_codec=key_codec, value_codec=value_codec),
+                        f"the map pinned at {pin_path}", "remove the pin (rm it) or change the object")
+            return
         live = self._new_map(name, ms, key_codec, value_codec)
         obj.maps[name] = live
         self._after_create(name, ms, live, initialize=True)
@@ -294,10 +294,42 @@ class _Loader:
             live.pin(pin_path)
             obj._new_pins.append(pin_path)
 
+    def _pin_path(self, name: str, ms: "MapSpec") -> str | None:
+        """Where a map declared ``__uint(pinning, LIBBPF_PIN_BY_NAME)`` is pinned (None: not pinned)."""
+        if not int(ms.pinning):
+            return None
+        from .fs import ensure_bpffs, pin_name
+
+        return os.path.join(self.pin_root or ensure_bpffs(), pin_name(name))
+
+    def _pin_given(self, name: str, live: Map, pin_path: str) -> None:
+        """Pin a map given in ``reuse_maps`` where the object pins it, as libbpf's bpf_object__create_maps
+        pins a preset map.  Pinned there already: fine if it is this very map, an error if another one
+        (libbpf would silently swap the given map for the pinned one; a caller who gave a map means it)."""
+        try:
+            live.pin(pin_path)
+        except KernelError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+        else:
+            self.obj._new_pins.append(pin_path)  # a failed load removes it, like the pin of a created map
+            return
+        try:
+            with Map.from_pin(pin_path) as pinned:
+                there, same = f"{pinned.describe()} id {pinned.id}", pinned.id == live.id
+        except BPFError as exc:
+            there, same = f"something else ({exc})", False
+        if not same:
+            raise MapError(f"map {name!r} of {self.spec.name}: the map given as reuse_maps[{name!r}] (id {live.id}) "
+                           f"is declared pinned by name, but {pin_path} holds {there}; remove that pin "
+                           f"(rm {pin_path}) or give that map (Map.from_pin({pin_path!r}))")
+        live.pinned_path = pin_path
+
     def _reuse(self, name: str, ms: "MapSpec", live: Map, what: str, fix: str) -> None:
         """Use an existing map for ``name`` (owned by the object from here on, so a failed load closes it)."""
         live.name = name
         self.obj.maps[name] = live
+        self.reused.add(name)
         _check_reusable(live, ms, self._create_args(ms)[0], what, fix)
         self._after_create(name, ms, live, initialize=False)
 
@@ -368,8 +400,11 @@ class _Loader:
         return codec(ms.key_type_id), value
 
     def _fill_map_in_maps(self) -> None:
+        """Declared slots go into map-in-maps this load created only: a reused one keeps the inner maps
+        its owner put there (libbpf's init_map_in_map_slots runs for created maps only)."""
         for name, ms in self.spec.maps.items():
-            if not (ms.autocreate and ms.contents and isinstance(ms.type, MapType) and ms.type.is_map_in_map):
+            if not (ms.autocreate and ms.contents and isinstance(ms.type, MapType) and ms.type.is_map_in_map) \
+                    or name in self.reused:
                 continue
             outer = self.obj.maps[name]
             for key, inner_name in ms.contents:
@@ -502,7 +537,9 @@ def _create_with_btf_fallback(name: str, args: dict[str, Any], btf_args: dict[st
 
 def _check_reusable(live: Map, ms: "MapSpec", args: dict[str, Any], what: str, fix: str) -> None:
     """An existing map (pinned by name, or given) stands for a declaration only if it is the map the
-    object declares (libbpf's map_is_reuse_compat)."""
+    object declares (libbpf's map_is_reuse_compat).  The inner map template of a map-in-map is not
+    compared, as libbpf does not: the kernel reports nothing about it (neither BPF_OBJ_GET_INFO_BY_FD
+    nor fdinfo), so a mismatch shows up as the verifier refusing the program's use of the inner map."""
     info: MapInfo = live.info()
     flags = int(args["flags"])
     if args["type"] in STORAGE_TYPES or args["type"] == MapType.LPM_TRIE:
