@@ -48,6 +48,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    program = argv is None  # main() is the process (console script, python -m pybpf)
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"pybpf: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 1
-    if argv is None and getattr(args, "quick_exit", False):
+    if program and getattr(args, "quick_exit", False):
         _quick_exit(code)
     return code
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 def _quick_exit(code: int) -> None:
     """End the process now, for a command whose output is all written and that left nothing to
     clean up: freeing its objects one by one at interpreter exit is pure cost (~20 ms after a
-    vmlinux dump).  Only when main() is the program (argv None), never for in-process callers."""
+    vmlinux dump).  Only when main() is the program, never for in-process callers."""
     try:
         sys.stdout.flush()
         sys.stderr.flush()
