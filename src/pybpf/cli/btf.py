@@ -8,7 +8,6 @@ like `bpftool btf list`.
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from pathlib import Path
 
@@ -108,31 +107,25 @@ def _write(text: str) -> None:
 
 
 def run_dump(args) -> int:
-    # A dump builds a million or so objects that all live until it ends, so the cyclic
-    # collector's passes over them free nothing (~20 ms of a vmlinux dump).
-    gc.disable()
-    try:
-        btf = _load(args.file, args.base)
-        ids = _type_ids(btf, args.type)
-        if args.format == "c":
-            if args.json:
-                print("pybpf: error: JSON output is only available for the raw format", file=sys.stderr)
-                return 2
-            from ..btf.cdump import dump_c
+    btf = _load(args.file, args.base)
+    ids = _type_ids(btf, args.type)
+    if args.format == "c":
+        if args.json:
+            print("pybpf: error: JSON output is only available for the raw format", file=sys.stderr)
+            return 2
+        from ..btf.cdump import dump_c
 
-            _write(dump_c(btf, ids))
-        elif args.json:
-            import json
+        _write(dump_c(btf, ids))
+    elif args.json:
+        import json
 
-            from ..btf.rawdump import raw_json
+        from ..btf.rawdump import raw_json
 
-            _write(json.dumps(raw_json(btf, ids), separators=(",", ":"), ensure_ascii=False) + "\n")
-        else:
-            from ..btf.rawdump import dump_raw
+        _write(json.dumps(raw_json(btf, ids), separators=(",", ":"), ensure_ascii=False) + "\n")
+    else:
+        from ..btf.rawdump import dump_raw
 
-            _write(dump_raw(btf, ids))
-    finally:
-        gc.enable()
+        _write(dump_raw(btf, ids))
     return 0
 
 
