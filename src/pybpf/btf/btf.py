@@ -983,11 +983,11 @@ def _parse(data: bytes, base: BTF | None, name: str) -> BTF:
 
     if base is None:
         words = array("I", bytes(12))
-        words.frombytes(data[types_at:types_at + type_len])
         start = 3
     else:
-        words = array("I", data[types_at:types_at + type_len])
+        words = array("I")
         start = 0
+    words.frombytes(memoryview(data)[types_at:types_at + type_len])  # a view: no 3 MB copy of vmlinux's types
     if swapped == _LITTLE:  # file order differs from host order
         words.byteswap()
     offs = [0] if base is None else []
