@@ -49,3 +49,9 @@ def test_btf_dump_quick_exit_only_as_the_program(tmp_path, capfdbinary):
     assert proc.returncode == 0
     assert in_process.endswith(b"#endif /* __VMLINUX_H__ */\n")
     assert out.read_bytes() == in_process
+
+
+def test_unreadable_path_is_one_clear_error(tmp_path):
+    proc = run_cli("btf", "dump", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == f"pybpf: error: Is a directory: {tmp_path}\n"

@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         return 0
-    except FileNotFoundError as exc:
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # A path the user gave that cannot be read (missing, a directory, no permission).
         print(f"pybpf: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 1
     if program and getattr(args, "quick_exit", False):
