@@ -30,8 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; only `command`'s module is imported, the others are listed by summary."""
+def build_parser(command: str | None = None, *, others: bool = True) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported, the others are listed by summary
+    (or, with ``others=False``, left out: parsing `command`'s own arguments needs none of them)."""
     parser = argparse.ArgumentParser(
         prog="pybpf",
         description="eBPF in pure Python: assemble, disassemble, inspect, load, attach, run and observe BPF programs.",
@@ -42,7 +43,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module, summary) in COMMANDS.items():
         if command == name:
             importlib.import_module(f"pybpf.cli.{module}").register(sub)
-        else:
+        elif others:
             sub.add_parser(name, help=summary, add_help=False)
     return parser
 
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     program = argv is None  # main() is the process (console script, python -m pybpf)
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(command)
+    # `pybpf CMD ...` needs only CMD's parser (each of the others costs argparse ~0.1 ms of
+    # gettext look-ups); with options before the command (`pybpf --help btf`) or an unknown
+    # command, the top level may list them all.
+    parser = build_parser(command, others=not argv or argv[0] != command or command not in COMMANDS)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
