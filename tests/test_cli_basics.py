@@ -1,7 +1,11 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
-from conftest import run_cli
-from pybpf.cli.main import COMMANDS
+from conftest import ROOT, run_cli
+from pybpf.cli.main import COMMANDS, main
 
 
 def test_help_lists_every_command():
@@ -27,3 +31,27 @@ def test_unknown_command_is_one_clear_error():
     proc = run_cli("frobnicate")
     assert proc.returncode == 2
     assert b"invalid choice: 'frobnicate'" in proc.stderr
+
+
+VMLINUX = "/sys/kernel/btf/vmlinux"
+
+
+@pytest.mark.skipif(not os.path.exists(VMLINUX), reason="no kernel BTF at /sys/kernel/btf/vmlinux")
+def test_btf_dump_quick_exit_only_as_the_program(tmp_path, capfdbinary):
+    """`btf dump` ends the process without teardown when it is the program, and must then have
+    written everything (to a file, not only a pipe); called in process, main() just returns."""
+    assert main(["btf", "dump", VMLINUX, "--format", "c"]) == 0  # still here: no os._exit
+    in_process = capfdbinary.readouterr().out
+    out = tmp_path / "vmlinux.h"
+    with out.open("wb") as f:
+        proc = subprocess.run([sys.executable, "-m", "pybpf", "btf", "dump", VMLINUX, "--format", "c"], stdout=f,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT / "src")), timeout=120)
+    assert proc.returncode == 0
+    assert in_process.endswith(b"#endif /* __VMLINUX_H__ */\n")
+    assert out.read_bytes() == in_process
+
+
+def test_unreadable_path_is_one_clear_error(tmp_path):
+    proc = run_cli("btf", "dump", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == f"pybpf: error: Is a directory: {tmp_path}\n"

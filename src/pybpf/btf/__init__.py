@@ -16,7 +16,9 @@ print them), sanitize (loading on older kernels, DATASEC fix-ups), kernel
 """
 
 from .btf import BTF
-from .kernel import clear_cache, kernel_btf, kernel_modules_with_btf, module_btf
+
+# Eager, unlike the names in _LAZY below: the function sanitize shares its module's name, and
+# importing pybpf.btf.sanitize later would otherwise leave the module where the function belongs.
 from .sanitize import BTFFeatures, fixup_datasecs, needs_sanitizing, probe_btf, sanitize
 from .types import (
     MODIFIER_KINDS,
@@ -53,10 +55,11 @@ from .types import (
     essential_name,
 )
 
-# .BTF.ext and the value codec load on first use: `pybpf btf dump` needs neither.
+# .BTF.ext, the value codec and /sys/kernel/btf load on first use: `pybpf btf dump` needs none.
 _LAZY = {
     "BTFExt": "ext", "CoreRelo": "ext", "CoreReloKind": "ext", "ExtSection": "ext", "FuncInfo": "ext",
     "LineInfo": "ext", "Codec": "codec", "Record": "codec", "UnionRecord": "codec", "as_dict": "codec",
+    "clear_cache": "kernel", "kernel_btf": "kernel", "kernel_modules_with_btf": "kernel", "module_btf": "kernel",
 }
 
 

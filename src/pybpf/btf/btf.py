@@ -983,46 +983,56 @@ def _parse(data: bytes, base: BTF | None, name: str) -> BTF:
 
     if base is None:
         words = array("I", bytes(12))
-        words.frombytes(data[types_at:types_at + type_len])
         start = 3
     else:
-        words = array("I", data[types_at:types_at + type_len])
+        words = array("I")
         start = 0
+    words.frombytes(memoryview(data)[types_at:types_at + type_len])  # a view: no 3 MB copy of vmlinux's types
     if swapped == _LITTLE:  # file order differs from host order
         words.byteswap()
     offs = [0] if base is None else []
-    kinds = bytearray(len(offs))
-    _index(words, start, offs, kinds, name, types_at, base)
+    kinds = _index(words, start, offs, name, types_at, base)
     btf = BTF(words, offs, strtab, base=base, name=name, raw=data, types_at=types_at)
-    btf._kind_bytes = bytes(kinds)
+    btf._kind_bytes = kinds if base is not None else b"\0" + kinds
     return btf
 
 
-def _index(words: array, pos: int, offs: list[int], kinds: bytearray, name: str, types_at: int,
-           base: BTF | None) -> None:
-    """Append the word offset and the kind of every record (the kinds spare a second pass over
-    all records); BTFError at the first unknown kind or truncated record."""
-    extra, per, known = EXTRA_WORDS, VLEN_WORDS, KNOWN
+def _index(words: array, pos: int, offs: list[int], name: str, types_at: int, base: BTF | None) -> bytes:
+    """Append the word offset of every record to ``offs`` and return their kinds, a byte each
+    (sparing a second pass over all records); BTFError at the first unknown kind or truncated record.
+
+    The loop does as little per record as it can (vmlinux has ~127k): the tables are indexed by
+    the info word's top byte (kflag and kind), an unknown kind's step is None so adding it
+    raises TypeError, and a record too short for its 3-word header can only be the last one,
+    so both are checked once, outside the loop.
+    """
+    step, per = _STEP_BY_TOP, _VLEN_WORDS_BY_TOP
     n = len(words)
     append = offs.append
+    kinds = bytearray()
     add_kind = kinds.append
     start = pos
     first = len(base) if base is not None else 0
-    while pos < n:
+    try:
+        while pos < n:
+            append(pos)
+            info = words[pos + 1]
+            top = info >> 24
+            add_kind(top)
+            if per[top]:
+                pos += step[top] + (info & 0xFFFF) * per[top]
+            else:
+                pos += step[top]
+    except (IndexError, TypeError):
+        # offs ends with the bad record: past its 3-word header (IndexError), or of an unknown kind
         if pos + 3 > n:
-            raise BTFError(f"{name}: type [{first + len(offs)}] is truncated: {4 * (n - pos)} bytes left in the type "
-                           f"section, a type record needs at least 12", section="BTF types",
-                           offset=types_at + 4 * (pos - start))
-        info = words[pos + 1]
-        kind = (info >> 24) & 0x1F
-        if not known[kind]:
-            raise BTFError(f"{name}: type [{first + len(offs)}] has unknown kind {kind}", section="BTF types",
-                           offset=types_at + 4 * (pos - start))
-        append(pos)
-        add_kind(kind)
-        pos += 3 + extra[kind] + (info & 0xFFFF) * per[kind]
+            raise _truncated_header(name, first + len(offs) - 1, n - pos, types_at + 4 * (pos - start)) from None
+        raise BTFError(f"{name}: type [{first + len(offs) - 1}] has unknown kind {(words[pos + 1] >> 24) & 0x1F}",
+                       section="BTF types", offset=types_at + 4 * (pos - start)) from None
     if pos != n:
         last = offs[-1]
+        if last + 3 > n:
+            raise _truncated_header(name, first + len(offs) - 1, n - last, types_at + 4 * (last - start))
         raise BTFError(f"{name}: type [{first + len(offs) - 1}] {KIND_NAMES[(words[last + 1] >> 24) & 0x1F]} "
                        f"(vlen {words[last + 1] & 0xFFFF}) is truncated: it needs {4 * (pos - last)} bytes, "
                        f"the type section has {4 * (n - last)} left", section="BTF types",
@@ -1030,3 +1040,16 @@ def _index(words: array, pos: int, offs: list[int], kinds: bytearray, name: str,
     if first + len(offs) > MAX_TYPE_ID + 1:
         raise BTFError(f"{name}: {first + len(offs) - 1} types is more than BTF allows ({MAX_TYPE_ID})",
                        section="BTF types")
+    return bytes(kinds).translate(_KIND_OF_TOP)
+
+
+def _truncated_header(name: str, tid: int, words_left: int, offset: int) -> BTFError:
+    return BTFError(f"{name}: type [{tid}] is truncated: {4 * words_left} bytes left in the type "
+                    f"section, a type record needs at least 12", section="BTF types", offset=offset)
+
+
+# _index's tables, by the top byte of a record's info word (kflag, 2 unused bits, kind):
+# record words before the vlen entries (None: unknown kind), words per vlen entry, the kind.
+_STEP_BY_TOP = [3 + EXTRA_WORDS[top & 0x1F] if KNOWN[top & 0x1F] else None for top in range(256)]
+_VLEN_WORDS_BY_TOP = [VLEN_WORDS[top & 0x1F] for top in range(256)]
+_KIND_OF_TOP = bytes(top & 0x1F for top in range(256))

@@ -10,7 +10,6 @@ import sys
 from typing import Any, Iterator
 
 from ..errors import BPFError
-from ..btf.valuedump import Pairs, Raw
 
 # The kernel layer is imported by the functions that talk to the kernel, not here: the
 # commands that share this module also have verbs that never do (`pybpf btf dump`).
@@ -138,6 +137,8 @@ def bpftool_json(value: Any, pretty: bool = False) -> str:
     :class:`~pybpf.btf.valuedump.Raw` strings are written unquoted and
     :class:`~pybpf.btf.valuedump.Pairs` as an object whose names may repeat.
     """
+    from ..btf.valuedump import Pairs, Raw  # here, not at the top: `pybpf btf dump` never needs it
+
     out: list[str] = []
 
     def newline(depth: int) -> None:

@@ -8,7 +8,6 @@ like `bpftool btf list`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -55,7 +54,7 @@ def register(subparsers) -> None:
     d.add_argument("--json", "-j", action="store_true", help="raw format as JSON (like bpftool -j)")
     d.add_argument("--type", "-t", action="append", metavar="NAME",
                    help="only this type (by name or id) and, for C, what it needs; repeatable")
-    d.set_defaults(func=run_dump)
+    d.set_defaults(func=run_dump, quick_exit=True)
 
     e = sub.add_parser("ext", help="print an object's .BTF.ext (func_info, line_info, CO-RE relocations)",
                        description="Print the .BTF.ext section of a BPF ELF object: function info, line info "
@@ -108,25 +107,31 @@ def _write(text: str) -> None:
 
 
 def run_dump(args) -> int:
-    from ..btf.cdump import dump_c
-    from ..btf.rawdump import dump_raw, raw_json
-
     btf = _load(args.file, args.base)
     ids = _type_ids(btf, args.type)
     if args.format == "c":
         if args.json:
             print("pybpf: error: JSON output is only available for the raw format", file=sys.stderr)
             return 2
+        from ..btf.cdump import dump_c
+
         _write(dump_c(btf, ids))
     elif args.json:
-        data = raw_json(btf, ids)
-        _write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
+        import json
+
+        from ..btf.rawdump import raw_json
+
+        _write(json.dumps(raw_json(btf, ids), separators=(",", ":"), ensure_ascii=False) + "\n")
     else:
+        from ..btf.rawdump import dump_raw
+
         _write(dump_raw(btf, ids))
     return 0
 
 
 def run_ext(args) -> int:
+    import json
+
     from ..btf import BTFExt
 
     ext = BTFExt.from_elf(args.file)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
+import os
 import sys
 
 from ..errors import BPFError
@@ -30,8 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; only `command`'s module is imported, the others are listed by summary."""
+def build_parser(command: str | None = None, *, others: bool = True) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported, the others are listed by summary
+    (or, with ``others=False``, left out: parsing `command`'s own arguments needs none of them)."""
     parser = argparse.ArgumentParser(
         prog="pybpf",
         description="eBPF in pure Python: assemble, disassemble, inspect, load, attach, run and observe BPF programs.",
@@ -42,21 +43,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module, summary) in COMMANDS.items():
         if command == name:
             importlib.import_module(f"pybpf.cli.{module}").register(sub)
-        else:
+        elif others:
             sub.add_parser(name, help=summary, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    program = argv is None  # main() is the process (console script, python -m pybpf)
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(command)
+    # `pybpf CMD ...` needs only CMD's parser (each of the others costs argparse ~0.1 ms of
+    # gettext look-ups); with options before the command (`pybpf --help btf`) or an unknown
+    # command, the top level may list them all.
+    parser = build_parser(command, others=not argv or argv[0] != command or command not in COMMANDS)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except BPFError as exc:
         print(f"pybpf: error: {exc}", file=sys.stderr)
         return 1
@@ -64,11 +69,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # The reader went away (`pybpf ... | head`): exit quietly like other Unix tools.
+        import signal
+
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         return 0
-    except FileNotFoundError as exc:
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # A path the user gave that cannot be read (missing, a directory, no permission).
         print(f"pybpf: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 1
+    if program and getattr(args, "quick_exit", False):
+        _quick_exit(code)
+    return code
+
+
+def _quick_exit(code: int) -> None:
+    """End the process now, for a command whose output is all written and that left nothing to
+    clean up: freeing its objects one by one at interpreter exit is pure cost (~20 ms after a
+    vmlinux dump).  Only when main() is the program, never for in-process callers."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        return  # let the normal exit report it
+    os._exit(code)
 
 
 def _version() -> str:
