@@ -55,3 +55,13 @@ def test_unreadable_path_is_one_clear_error(tmp_path):
     proc = run_cli("btf", "dump", str(tmp_path))
     assert proc.returncode == 1
     assert proc.stderr.decode() == f"pybpf: error: Is a directory: {tmp_path}\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full") or not os.path.exists(VMLINUX), reason="needs /dev/full and kernel BTF")
+def test_output_that_cannot_be_written_is_one_clear_error():
+    """`> /dev/full` (like a full disk): one line on stderr and exit 1, whatever the command."""
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "pybpf", "btf", "dump", VMLINUX], stdout=full,
+                              stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")), timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == "pybpf: error: cannot write the output: No space left on device\n"

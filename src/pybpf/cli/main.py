@@ -75,13 +75,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as exc:
         if exc.filename is None:
-            raise
+            if exc.errno is None:
+                raise
+            # Writing the output failed (`> /dev/full`, a full disk, an I/O error).
+            print(f"pybpf: error: cannot write the output: {exc.strerror}", file=sys.stderr)
+            _drop_stdout()
+            return 1
         # A path the user gave that cannot be read (missing, a directory, no permission).
         print(f"pybpf: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 1
     if program and getattr(args, "quick_exit", False):
         _quick_exit(code)
     return code
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush of what could not be written stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _quick_exit(code: int) -> None:
