@@ -160,6 +160,7 @@ class BTF:
         self._strings = _Strings(self)
         self._cache: dict[int, Type] = {}
         self._name_index: _NameIndex | None = None
+        self._name_offsets: bytes | None = None  # name offset of every own type, packed (see _ids_named_at)
         self._names_dict: dict[str, list[int]] | None = None
         self._string_offsets: dict[str, int] | None = None
         self._flat_view: Any = None
@@ -481,6 +482,31 @@ class BTF:
             index = self._name_index = _NameIndex(unique, shared)
         return index
 
+    def _ids_named_at(self, off: int) -> list[int]:
+        """Own type ids (ascending) whose name is the string at offset ``off``.
+
+        A scan of the packed name offsets (4 bytes per type) with bytes.find: ~0.5 ms on vmlinux, less
+        than the string table search that precedes every lookup, while building the whole name index
+        (:meth:`_ids_by_name_offset`) costs ~40 ms that a CO-RE load with a few relocated types never earns back."""
+        if not off:
+            return []
+        table = self._name_offsets
+        if table is None:
+            offs = self._offs
+            names = itemgetter(*offs)(self._words) if len(offs) > 1 else [self._words[o] for o in offs]
+            table = self._name_offsets = array("I", names).tobytes()
+        needle = off.to_bytes(4, sys.byteorder)
+        first = self._first
+        ids = []
+        pos = table.find(needle)
+        while pos >= 0:
+            if pos & 3:  # straddles two entries
+                pos = table.find(needle, pos + 1)
+                continue
+            ids.append(first + (pos >> 2))
+            pos = table.find(needle, pos + 4)
+        return ids
+
     def _string_offsets_of(self, name: str) -> list[int]:
         """Every offset in the string space (base tables included) where the string ``name`` starts."""
         out = self.base._string_offsets_of(name) if self.base is not None else []
@@ -496,10 +522,9 @@ class BTF:
         """Ids of all types called ``name`` (base BTF first), optionally of one kind."""
         ids = list(self.base.ids_by_name(name)) if self.base is not None else []
         if name:
-            index = self._ids_by_name_offset()
             found: list[int] = []
             for off in self._string_offsets_of(name):
-                found += index.get(off, ())
+                found += self._ids_named_at(off)
             ids += sorted(found)
         if kind is not None:
             want = _kind_set(kind)
@@ -554,14 +579,13 @@ class BTF:
         out = list(self.base.find_by_essential_name(name, kind)) if self.base is not None else []
         if not want:
             return out
-        index = self._ids_by_name_offset()
         table = self._strtab
         found: list[int] = []
         for needle, exact in ((want.encode("utf-8", "surrogateescape") + b"\0", True),
                               (want.encode("utf-8", "surrogateescape") + b"___", False)):
             pos = table.find(needle, 1 if self.base is None else 0)
             while pos >= 0:
-                ids = index.get(self.string_start + pos)
+                ids = self._ids_named_at(self.string_start + pos)
                 if ids and (exact or essential_name(self._string_at(pos)) == want):
                     found += ids
                 pos = table.find(needle, pos + 1)
@@ -772,6 +796,7 @@ class BTF:
         self._types_at = HEADER_SIZE  # what serialize() will write
         self._cache.clear()
         self._name_index = None
+        self._name_offsets = None
         self._names_dict = None
         self._flat_view = None
         self._sizes.clear()
