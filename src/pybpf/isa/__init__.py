@@ -8,36 +8,21 @@ Encode/decode: :class:`Instruction`, :class:`Program`.  Text:
 :mod:`pybpf.isa.conformance`.
 """
 
-from .assembler import assemble, assemble_listing
-from .disassembler import disassemble, format_instruction, objdump_section
-from .helpers import HELPER_COUNT, helper_id, helper_name
-from .instruction import SLOT_SIZE, Instruction, Program
-from .kernel_syntax import bpftool_imm_name, format_kernel
-from .llvm_syntax import format_llvm, objdump_text
-from .opcodes import (
-    CALL,
-    CALLX,
-    EXIT,
-    JA,
-    JA32,
-    LD_IMM64,
-    MAY_GOTO,
-    OPCODES,
-    AluOp,
-    AtomicOp,
-    Class,
-    Group,
-    JmpOp,
-    Kind,
-    Mode,
-    OpInfo,
-    PseudoCall,
-    PseudoLoad,
-    Size,
-    Source,
-    conformance_group,
-    cpu_version,
-)
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    ".assembler": ("assemble", "assemble_listing"),
+    ".disassembler": ("disassemble", "format_instruction", "objdump_section"),
+    ".helpers": ("HELPER_COUNT", "helper_id", "helper_name"),
+    ".instruction": ("SLOT_SIZE", "Instruction", "Program"),
+    ".kernel_syntax": ("bpftool_imm_name", "format_kernel"),
+    ".llvm_syntax": ("format_llvm", "objdump_text"),
+    ".opcodes": ("CALL", "CALLX", "EXIT", "JA", "JA32", "LD_IMM64", "MAY_GOTO", "OPCODES", "AluOp", "AtomicOp",
+                 "Class", "Group", "JmpOp", "Kind", "Mode", "OpInfo", "PseudoCall", "PseudoLoad", "Size", "Source",
+                 "conformance_group", "cpu_version"),
+}
+# Loading an object needs Instruction and Program, not the assembler's parser tables (~14 ms to import).
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = [
     "CALL", "CALLX", "EXIT", "HELPER_COUNT", "JA", "JA32", "LD_IMM64", "MAY_GOTO", "OPCODES", "SLOT_SIZE",

@@ -6,38 +6,54 @@ closed.  Start with ``ObjectSpec.load(backend="kernel")`` (an :class:`Object`),
 or :class:`Map`, :class:`Program`, :class:`Collection` for hand-made ones.
 """
 
-from .attach import attach_perf_fd, interface_index
-from .btf_object import KernelBTF, minimal_btf
-from ..object.codec import Codec, IntCodec, RawCodec, StructCodec
-from .collection import Collection
-from .loader import Object, load_spec, unavailable
-from .features import (
-    kernel_version, supports_helper, supports_map_type, supports_prog_type, require_map_type, require_prog_type,
-)
-from .fs import ensure_bpffs, online_cpus, possible_cpus, tracefs
-from .cgroup import CGROUP_HOOKS, cgroup2_root
-from .features import probe_features
-from .introspect import enable_stats
-from .link import (
-    BPFLink, IterLink, Link, LinkGroup, LinkInfo, PerfEventLink, ProgAttachLink, SocketFilterLink, TCFilterLink,
-)
-from .usdt import USDTLink, USDTProbe, usdt_probes
-from .maps import BloomFilterMap, Map, MapInfo, MapOfMaps, ProgArray, QueueMap, RingBuf
-from .perf import HardwareEvent, PerfType, SoftwareEvent
-from .perfbuf import PerfBufReader, PerfEventArray
-from .program import Program, ProgramInfo, TestRunResult
-from .ringbuf import RingBufReader
-from .stacks import FoldedStacks, StackTraceMap, decode_stack
-from .symbolize import Frame, KernelSymbols, ProcessSymbols, kernel_symbols
-from .syscall import btf_ids, link_ids, map_ids, prog_ids
-from .tracepipe import TraceLine, TracePipe, trace_pipe
-from .uapi import ANY, EXIST, NOEXIST, AttachType, LinkType, MapFlags, MapType, ProgFlags, ProgType, XDPFlags
-from .verifier import SourceLine
+from .._lazy import lazy_exports
+from ..object.backends import register_backend as _register_backend
+
+_EXPORTS = {
+    ".attach": ("attach_perf_fd", "interface_index"),
+    ".btf_object": ("KernelBTF", "minimal_btf"),
+    "..object.codec": ("Codec", "IntCodec", "RawCodec", "StructCodec"),
+    ".collection": ("Collection",),
+    ".loader": ("Object", "load_spec", "unavailable"),
+    ".features": ("kernel_version", "probe_features", "require_map_type", "require_prog_type", "supports_helper",
+                  "supports_map_type", "supports_prog_type"),
+    ".fs": ("ensure_bpffs", "online_cpus", "possible_cpus", "tracefs"),
+    ".cgroup": ("CGROUP_HOOKS", "cgroup2_root"),
+    ".introspect": ("enable_stats",),
+    ".link": ("BPFLink", "IterLink", "Link", "LinkGroup", "LinkInfo", "PerfEventLink", "ProgAttachLink",
+              "SocketFilterLink", "TCFilterLink"),
+    ".usdt": ("USDTLink", "USDTProbe", "usdt_probes"),
+    ".maps": ("BloomFilterMap", "Map", "MapInfo", "MapOfMaps", "ProgArray", "QueueMap", "RingBuf"),
+    ".perf": ("HardwareEvent", "PerfType", "SoftwareEvent"),
+    ".perfbuf": ("PerfBufReader", "PerfEventArray"),
+    ".program": ("Program", "ProgramInfo", "TestRunResult"),
+    ".ringbuf": ("RingBufReader",),
+    ".stacks": ("FoldedStacks", "StackTraceMap", "decode_stack"),
+    ".symbolize": ("Frame", "KernelSymbols", "ProcessSymbols", "kernel_symbols"),
+    ".syscall": ("btf_ids", "link_ids", "map_ids", "prog_ids"),
+    ".tracepipe": ("TraceLine", "TracePipe", "trace_pipe"),
+    ".uapi": ("ANY", "EXIST", "NOEXIST", "AttachType", "LinkType", "MapFlags", "MapType", "ProgFlags", "ProgType",
+              "XDPFlags"),
+    ".verifier": ("SourceLine",),
+}
+# Every name loads with its module on first use: `pybpf prog load` needs the loader, not links, USDT or symbolizers.
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+
+
+def _load_spec(spec, **options):
+    from .loader import load_spec
+
+    return load_spec(spec, **options)
+
+
+def _unavailable():
+    from .loader import unavailable
+
+    return unavailable()
+
 
 # ObjectSpec.load(backend="kernel") and backend="auto" (which falls back to the VM when `unavailable` says why).
-from ..object.spec import register_backend as _register_backend
-
-_register_backend("kernel", load_spec, unavailable)
+_register_backend("kernel", _load_spec, _unavailable)
 
 __all__ = [
     "Object", "load_spec", "unavailable",

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, MutableMapping
 
 from ..errors import MapError, ObjectError
 from ..isa import Instruction, Program
+from .backends import load_spec, register_backend  # noqa: F401  (pybpf.object.spec.register_backend, as before)
 from .kinds import AttachType, MapFlags, MapType, Pinning, ProgFlags, ProgType
 from .sections import ProbeTarget, SectionDef, SectionFlags, find_section_def, parse_probe_target
 
@@ -500,44 +501,6 @@ class ObjectSpec(DataSections):
     def __repr__(self) -> str:
         return (f"<ObjectSpec {self.name} programs={list(self.programs)} maps={list(self.maps)} "
                 f"variables={len(self.variables)} externs={list(self.externs)}>")
-
-
-# --- backends -----------------------------------------------------------------------
-
-# name -> (load(spec, **options), available() -> reason it cannot be used, or None)
-_BACKENDS: dict[str, tuple[Callable[..., Any], Callable[[], str | None]]] = {}
-
-
-def register_backend(name: str, load: Callable[..., Any], unavailable: Callable[[], str | None] = lambda: None
-                     ) -> None:
-    """Called by a backend package (pybpf.kernel, pybpf.vm) when imported: how it loads a spec."""
-    _BACKENDS[name] = (load, unavailable)
-
-
-def load_spec(spec: "ObjectSpec", backend: str = "auto", **options: Any) -> Any:
-    """Dispatch to a registered backend; importing ``pybpf.<backend>`` registers it."""
-    import importlib
-
-    names = ("kernel", "vm") if backend == "auto" else (backend,)
-    reasons = []
-    for name in names:
-        if name not in _BACKENDS:
-            try:
-                importlib.import_module(f"pybpf.{name}")
-            except ImportError as exc:
-                reasons.append(f"{name}: {exc}")
-                continue
-        entry = _BACKENDS.get(name)
-        if entry is None:
-            reasons.append(f"{name}: pybpf.{name} does not load ObjectSpecs yet")
-            continue
-        load, unavailable = entry
-        why = unavailable()
-        if why is not None and backend == "auto":
-            reasons.append(f"{name}: {why}")
-            continue
-        return load(spec, **options)
-    raise ObjectError(f"{spec.name}: no backend can load it ({'; '.join(reasons)})")
 
 
 __all__ = [

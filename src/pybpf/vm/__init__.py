@@ -27,7 +27,7 @@ from .maps import (
     ArrayMap, BloomFilterMap, HashMap, LPMTrieMap, LRUHashMap, MapOfMaps, ProgArray, QueueMap, StackTraceMap, VMMap,
 )
 from .program import TestRunResult, VMProgram
-from ..object.spec import register_backend
+from ..object.backends import register_backend
 
 # The VM needs nothing from the host, so it is always available.
 register_backend("vm", load_spec)
