@@ -9,8 +9,15 @@ the package's namespace like an eagerly imported one.
 
 from __future__ import annotations
 
-import importlib
+import sys
 from typing import Any, Callable
+
+
+def _import(name: str) -> Any:
+    """The module ``name``, through the import statement's own path: unlike importlib.import_module,
+    it shows in ``python -X importtime``, which is how a slow start is found."""
+    __import__(name)
+    return sys.modules[name]
 
 
 def lazy_exports(package: str, namespace: dict[str, Any], exports: dict[str, tuple[str, ...]]
@@ -19,14 +26,19 @@ def lazy_exports(package: str, namespace: dict[str, Any], exports: dict[str, tup
     (".maps") to the names it provides.  Submodules stay reachable as attributes
     (``pybpf.kernel.loader``), as they were when the package imported them all."""
     module_of = {name: module for module, names in exports.items() for name in names}
+    parts = package.split(".")
+
+    def absolute(module: str) -> str:  # ".maps" -> "pybpf.kernel.maps", "..object.codec" -> "pybpf.object.codec"
+        up = len(module) - len(module.lstrip("."))
+        return ".".join(parts[:len(parts) - up + 1]) + "." + module[up:]
 
     def __getattr__(name: str) -> Any:
         module = module_of.get(name)
         if module is not None:
-            value = getattr(importlib.import_module(module, package), name)
+            value = getattr(_import(absolute(module)), name)
         elif not name.startswith("__"):
             try:
-                value = importlib.import_module(f"{package}.{name}")
+                value = _import(f"{package}.{name}")
             except ModuleNotFoundError as exc:
                 if exc.name != f"{package}.{name}":
                     raise

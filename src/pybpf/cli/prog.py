@@ -213,7 +213,7 @@ def run_pin(args: argparse.Namespace) -> int:
 
 
 def _open_spec(path: str):
-    from .run import open_spec
+    from .objfile import open_spec
 
     return open_spec(path)
 

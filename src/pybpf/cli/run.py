@@ -19,7 +19,8 @@ import sys
 import time
 from typing import Any, Callable
 
-from ..errors import BPFError, ObjectError
+from ..errors import BPFError
+from .objfile import open_spec
 
 EXAMPLES = """\
 examples:
@@ -71,24 +72,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --- the object -----------------------------------------------------------------------
-
-
-def open_spec(path: str, cflags: list[str] = ()) -> Any:
-    """An ObjectSpec from BPF C (compiled with clang, errors shown as clang printed them) or an object file."""
-    if not os.path.exists(path):
-        raise BPFError(f"{path}: no such file")
-    if path.endswith(".c"):
-        from ..object.compile import compile as compile_c
-
-        return compile_c(path, cflags=cflags)
-    from ..object import ObjectSpec
-
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != b"\x7fELF":
-        raise ObjectError(f"{path} is not a BPF object (no ELF header): give a .bpf.c source or a clang -target bpf "
-                          "object")
-    return ObjectSpec.from_file(path)
 
 
 def parse_value(text: str) -> Any:

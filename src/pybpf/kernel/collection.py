@@ -13,13 +13,15 @@ propagates: an object is never left half attached.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import BPFError, LinkError
-from .link import Link
 from .maps import Map, ProgArray
 from .program import Program
 from .uapi import AttachType, ProgType
+
+if TYPE_CHECKING:  # links come with the first attach: loading an object needs none of them
+    from .link import Link
 
 _CGROUP_TYPES = frozenset({
     ProgType.CGROUP_SKB, ProgType.CGROUP_SOCK, ProgType.CGROUP_SOCK_ADDR, ProgType.SOCK_OPS,
