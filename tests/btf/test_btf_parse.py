@@ -341,3 +341,22 @@ def test_find_by_essential_name_finds_every_flavor_and_nothing_else():
     assert [t.name for t in split.find_by_essential_name("foo")] == \
         [n for n in names if essential_name(n) == "foo"]
     assert split.find_by_essential_name("foo", "union") == [] and split.find_by_essential_name("nothing") == []
+
+
+@needs_vmlinux
+def test_vmlinux_name_lookups_agree_with_the_full_name_table():
+    """Lookups scan the name offsets until the full index pays (BTF._ids_named_at): the answers are the same
+    before and after the switch, for names one type has, several types share, or that end ~100 other strings."""
+    vmlinux = BTF.from_file(VMLINUX, validate=False)
+    expected = BTF.from_file(VMLINUX, validate=False).names()
+    short = [name for name in ("pid", "id", "list", "node", "flags", "next") if name in expected]
+    shared = [name for name, ids in expected.items() if len(ids) > 1][:20]
+    one = [name for name, ids in expected.items() if len(ids) == 1][:40]
+    by_essential: dict[str, list[int]] = {}
+    for name, ids in expected.items():
+        by_essential.setdefault(essential_name(name), []).extend(ids)
+    for name in (short + shared + one) * 2 + ["no_such_type_xyz"]:  # the second round after the switch
+        assert vmlinux.ids_by_name(name) == sorted(expected.get(name, [])), name
+        assert [t.id for t in vmlinux.find_by_essential_name(name)] == \
+            sorted(by_essential.get(essential_name(name), [])), name
+    assert vmlinux._name_index is not None  # the lookups went both ways

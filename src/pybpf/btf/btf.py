@@ -113,6 +113,10 @@ class _Strings(dict):
         self.update(zip(starts, parts))
 
 
+# A full name index costs about this many bytes.find scans of the packed name offsets (see BTF._ids_named_at).
+_SCANS_PER_INDEX = 60
+
+
 class _NameIndex:
     """Type ids by name offset: ``unique`` maps an offset to its only id, ``shared`` to several."""
 
@@ -162,6 +166,7 @@ class BTF:
         self._name_index: _NameIndex | None = None
         self._name_offsets: array | None = None  # name offset of every own type (see _ids_named_at)
         self._name_offset_bytes = b""
+        self._name_scans = 0  # bytes.find scans of _name_offset_bytes so far (a full pass counts 10)
         self._names_dict: dict[str, list[int]] | None = None
         self._string_offsets: dict[str, int] | None = None
         self._flat_view: Any = None
@@ -486,9 +491,18 @@ class BTF:
     def _ids_named_at(self, offsets: list[int]) -> list[int]:
         """Own type ids (ascending) whose name is the string at one of ``offsets``.
 
-        Without the whole name index (:meth:`_ids_by_name_offset`, ~40 ms over vmlinux, which a CO-RE
-        load with a few relocated types never earns back): up to 4 offsets are each found with bytes.find
-        in the packed name offsets (~0.5 ms), more (a short name ends ~100 strings) in one pass (~5 ms)."""
+        The whole name index (:meth:`_ids_by_name_offset`) costs ~40 ms over vmlinux, which a CO-RE load
+        with a few relocated types never earns back.  So up to 4 offsets are each found with bytes.find in
+        the packed name offsets (~0.5 ms), more (a short name ends ~100 strings) in one pass (~5 ms); the
+        index is built once the scans have cost about as much as it would (then lookups are dict gets),
+        so many lookups never cost more than twice what the index alone would have."""
+        wanted = set(offsets)
+        wanted.discard(0)
+        index = self._name_index
+        if index is None and self._name_scans > _SCANS_PER_INDEX:
+            index = self._ids_by_name_offset()
+        if index is not None:
+            return sorted(tid for off in wanted for tid in index.get(off, ()))
         table = self._name_offsets
         if table is None:
             offs = self._offs
@@ -496,10 +510,10 @@ class BTF:
             table = self._name_offsets = array("I", names)
             self._name_offset_bytes = table.tobytes()
         first = self._first
-        wanted = set(offsets)
-        wanted.discard(0)
         if len(wanted) > 4:
+            self._name_scans += 10
             return list(compress(count(first), map(wanted.__contains__, table)))
+        self._name_scans += len(wanted)
         packed = self._name_offset_bytes
         ids = []
         for off in wanted:
@@ -799,6 +813,7 @@ class BTF:
         self._cache.clear()
         self._name_index = None
         self._name_offsets = None
+        self._name_scans = 0
         self._names_dict = None
         self._flat_view = None
         self._sizes.clear()

@@ -30,8 +30,7 @@ CO-RE and BTF machinery.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     ".core": ("COREKind", "CORERelocation", "CORERelocationResult", "CORETarget", "apply_core"),
@@ -39,22 +38,9 @@ _EXPORTS = {
     ".kinds": ("AttachType", "MapFlags", "MapType", "Pinning", "ProgFlags", "ProgType"),
     ".sections": ("SECTION_DEFS", "ProbeTarget", "SectionDef", "SectionFlags", "find_section_def"),
     ".spec": ("DataSection", "ExternReference", "ExternSpec", "FuncInfo", "FunctionSpan", "LineInfo", "MapReference",
-              "MapSpec", "ObjectSpec", "ProgramSpec", "VariableSpec", "register_backend"),
+              "MapSpec", "ObjectSpec", "ProgramSpec", "VariableSpec"),
+    ".backends": ("register_backend",),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pybpf.object' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MODULE_OF))
-
-
-__all__ = sorted(_MODULE_OF)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
