@@ -598,13 +598,14 @@ class BTF:
             return out
         table = self._strtab
         offsets: list[int] = []
-        for needle, exact in ((want.encode("utf-8", "surrogateescape") + b"\0", True),
-                              (want.encode("utf-8", "surrogateescape") + b"___", False)):
-            pos = table.find(needle, 1 if self.base is None else 0)
-            while pos >= 0:
-                if exact or essential_name(self._string_at(pos)) == want:
-                    offsets.append(self.string_start + pos)
-                pos = table.find(needle, pos + 1)
+        needle = want.encode("utf-8", "surrogateescape")
+        pos = table.find(needle, 1 if self.base is None else 0)
+        while pos >= 0:  # one pass for the name itself (followed by NUL) and its flavors (by ___)
+            end = pos + len(needle)
+            if table[end:end + 1] == b"\0" or (table[end:end + 3] == b"___"
+                                                and essential_name(self._string_at(pos)) == want):
+                offsets.append(self.string_start + pos)
+            pos = table.find(needle, pos + 1)
         kinds = _kind_set(kind) if kind is not None else None
         for tid in self._ids_named_at(offsets):
             if kinds is None or self.kind_of(tid) in kinds:
