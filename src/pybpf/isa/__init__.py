@@ -8,7 +8,7 @@ Encode/decode: :class:`Instruction`, :class:`Program`.  Text:
 :mod:`pybpf.isa.conformance`.
 """
 
-from .._lazy import lazy_exports
+from .._lazy import lazy_exports as _lazy_exports
 
 _EXPORTS = {
     ".assembler": ("assemble", "assemble_listing"),
@@ -22,7 +22,7 @@ _EXPORTS = {
                  "conformance_group", "cpu_version"),
 }
 # Loading an object needs Instruction and Program, not the assembler's parser tables (~14 ms to import).
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = [
     "CALL", "CALLX", "EXIT", "HELPER_COUNT", "JA", "JA32", "LD_IMM64", "MAY_GOTO", "OPCODES", "SLOT_SIZE",

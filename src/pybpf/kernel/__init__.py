@@ -6,7 +6,11 @@ closed.  Start with ``ObjectSpec.load(backend="kernel")`` (an :class:`Object`),
 or :class:`Map`, :class:`Program`, :class:`Collection` for hand-made ones.
 """
 
-from .._lazy import lazy_exports
+from __future__ import annotations
+
+from typing import Any
+
+from .._lazy import lazy_exports as _lazy_exports
 from ..object.backends import register_backend as _register_backend
 
 _EXPORTS = {
@@ -37,16 +41,16 @@ _EXPORTS = {
     ".verifier": ("SourceLine",),
 }
 # Every name loads with its module on first use: `pybpf prog load` needs the loader, not links, USDT or symbolizers.
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), _EXPORTS)
 
 
-def _load_spec(spec, **options):
+def _load_spec(spec: Any, **options: Any) -> Any:
     from .loader import load_spec
 
     return load_spec(spec, **options)
 
 
-def _unavailable():
+def _unavailable() -> str | None:
     from .loader import unavailable
 
     return unavailable()

@@ -30,7 +30,7 @@ CO-RE and BTF machinery.
 
 from __future__ import annotations
 
-from .._lazy import lazy_exports
+from .._lazy import lazy_exports as _lazy_exports
 
 _EXPORTS = {
     ".core": ("COREKind", "CORERelocation", "CORERelocationResult", "CORETarget", "apply_core"),
@@ -41,6 +41,6 @@ _EXPORTS = {
               "MapSpec", "ObjectSpec", "ProgramSpec", "VariableSpec"),
     ".backends": ("register_backend",),
 }
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = sorted(name for names in _EXPORTS.values() for name in names)
