@@ -360,3 +360,12 @@ def test_vmlinux_name_lookups_agree_with_the_full_name_table():
         assert [t.id for t in vmlinux.find_by_essential_name(name)] == \
             sorted(by_essential.get(essential_name(name), [])), name
     assert vmlinux._name_index is not None  # the lookups went both ways
+
+
+def test_find_by_essential_name_sees_types_added_after_a_lookup():
+    btf = BTF.from_bytes(BTF.new().to_bytes())
+    first = btf.add(Struct(name="foo", size=4))
+    assert [t.id for t in btf.find_by_essential_name("foo")] == [first]
+    flavor = btf.add(Struct(name="foo___v2", size=8))
+    assert [t.id for t in btf.find_by_essential_name("foo___x")] == [first, flavor]
+    assert btf.ids_by_name("foo___v2") == [flavor]

@@ -167,6 +167,7 @@ class BTF:
         self._name_offsets: array | None = None  # name offset of every own type (see _ids_named_at)
         self._name_offset_bytes = b""
         self._name_scans = 0  # bytes.find scans of _name_offset_bytes so far (a full pass counts 10)
+        self._essential_ids: dict[str, tuple[int, ...]] = {}  # find_by_essential_name's own ids by essential name
         self._names_dict: dict[str, list[int]] | None = None
         self._string_offsets: dict[str, int] | None = None
         self._flat_view: Any = None
@@ -596,18 +597,21 @@ class BTF:
         out = list(self.base.find_by_essential_name(name, kind)) if self.base is not None else []
         if not want:
             return out
-        table = self._strtab
-        offsets: list[int] = []
-        needle = want.encode("utf-8", "surrogateescape")
-        pos = table.find(needle, 1 if self.base is None else 0)
-        while pos >= 0:  # one pass for the name itself (followed by NUL) and its flavors (by ___)
-            end = pos + len(needle)
-            if table[end:end + 1] == b"\0" or (table[end:end + 3] == b"___"
-                                                and essential_name(self._string_at(pos)) == want):
-                offsets.append(self.string_start + pos)
-            pos = table.find(needle, pos + 1)
+        ids = self._essential_ids.get(want)
+        if ids is None:  # remembered: the next object a process loads asks for task_struct again
+            table = self._strtab
+            offsets: list[int] = []
+            needle = want.encode("utf-8", "surrogateescape")
+            pos = table.find(needle, 1 if self.base is None else 0)
+            while pos >= 0:  # one pass for the name itself (followed by NUL) and its flavors (by ___)
+                end = pos + len(needle)
+                if table[end:end + 1] == b"\0" or (table[end:end + 3] == b"___"
+                                                    and essential_name(self._string_at(pos)) == want):
+                    offsets.append(self.string_start + pos)
+                pos = table.find(needle, pos + 1)
+            ids = self._essential_ids[want] = tuple(self._ids_named_at(offsets))
         kinds = _kind_set(kind) if kind is not None else None
-        for tid in self._ids_named_at(offsets):
+        for tid in ids:
             if kinds is None or self.kind_of(tid) in kinds:
                 out.append(self[tid])
         return out
@@ -815,6 +819,7 @@ class BTF:
         self._name_index = None
         self._name_offsets = None
         self._name_scans = 0
+        self._essential_ids = {}
         self._names_dict = None
         self._flat_view = None
         self._sizes.clear()
