@@ -471,8 +471,9 @@ class BTF:
     # --- lookup by name ------------------------------------------------------
 
     def _ids_by_name_offset(self) -> "_NameIndex":
-        """name offset -> own type ids; built on first lookup without decoding any string, and without a
-        Python-level loop over every type (vmlinux has ~150k): a name's first id, plus the names shared."""
+        """name offset -> own type ids; built for names(), or once lookups have scanned enough (see
+        _ids_named_at), without decoding any string and without a Python-level loop over every type
+        (vmlinux has ~150k): a name's first id, plus the names shared."""
         index = self._name_index
         if index is None:
             first = self._first
