@@ -9,12 +9,14 @@ Figures, each the best of --runs:
 - interactive lookup: a fresh process opens vmlinux BTF, finds struct task_struct
   and the offsets of all its members;
 - codec: decoding ring-buffer-like batches of struct event { int pid; char comm[16];
-  char filename[256]; u64 ts; } vs a hand-written struct.Struct + namedtuple.
+  char filename[256]; u64 ts; } vs a hand-written struct.Struct + namedtuple;
+- with --phases, where the in-process vmlinux.h time goes (parse, string table,
+  struct members, ordering, layouts, emitting).
 
 The child Python processes get a private bytecode cache (PYTHONPYCACHEPREFIX), as an
 installed package would have; the first run warms it and is not counted.
 
-Run:  python bench/bench_btf.py [--runs N]
+Run:  python bench/bench_btf.py [--runs N] [--phases]
 """
 
 from __future__ import annotations
@@ -99,6 +101,38 @@ def in_process(fmt: str, runs: int) -> float:
     return min(times[1:])
 
 
+def phases(runs: int) -> None:
+    """Best time of each step of the vmlinux.h dump (the steps of CDumper.dump_all)."""
+    from itertools import compress
+
+    from pybpf.btf import cdump
+
+    data = Path(VMLINUX).read_bytes()
+    names = ("parse", "string table", "struct members", "ordering", "layouts", "emitting")
+    best_t = [float("inf")] * len(names)
+    for _ in range(runs + 1):
+        marks = [time.perf_counter()]
+        btf = BTF.from_bytes(data, validate=False)
+        marks.append(time.perf_counter())
+        dumper = cdump.CDumper(btf)
+        btf._all_strings()
+        marks.append(time.perf_counter())
+        dumper._members = cdump._Members(dumper)
+        marks.append(time.perf_counter())
+        queue = dumper.order_types(compress(range(dumper.n), dumper.kind.translate(cdump._DECLARABLE_MASK)))
+        marks.append(time.perf_counter())
+        dumper._plan_layouts()
+        marks.append(time.perf_counter())
+        dumper.emit_queue(queue)
+        "".join(dumper.out)
+        marks.append(time.perf_counter())
+        best_t = [min(b, t1 - t0) for b, t0, t1 in zip(best_t, marks, marks[1:])]
+    print("vmlinux.h in process, step by step (best of each):")
+    for name, t in zip(names, best_t):
+        print(f"  {name:15} {t * 1000:6.0f} ms")
+    print(f"  {'sum':15} {sum(best_t) * 1000:6.0f} ms\n")
+
+
 def event_codec():
     """struct event { int pid; char comm[16]; char filename[256]; unsigned long long ts; }"""
     b = BTF.new()
@@ -163,6 +197,7 @@ def _timed(fn, loops: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="repetitions per figure (best is reported)")
+    ap.add_argument("--phases", action="store_true", help="also time each step of the in-process vmlinux.h dump")
     args = ap.parse_args()
     bpftool = shutil.which("bpftool")
     have_kernel_btf = Path(VMLINUX).exists()
@@ -176,6 +211,8 @@ def main() -> None:
         print(f"  pybpf in-process (parse + dump, no start-up)   {in_process('raw', args.runs) * 1000:6.0f} ms")
         start_only, _, _ = best([sys.executable, "-c", "pass"], args.runs, CHILD_ENV)
         print(f"python start-up alone: {start_only * 1000:.0f} ms\n")
+        if args.phases:
+            phases(args.runs)
     else:
         print("bpftool or /sys/kernel/btf/vmlinux missing: skipping the comparisons with bpftool\n")
     if have_kernel_btf:

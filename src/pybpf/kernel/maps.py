@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from ..errors import BPFError, KernelError, MapError, NotSupportedError
-from ..object.codec import as_codec
+from ..object.codec import FDValueCodec, as_codec
 from ..object.mapdict import MapDict, QueueValues
-from .fd import FDObject, PinnableObject
+from .fd import PinnableObject
 from .fs import possible_cpu_count
 from .syscall import CAP_BPF, bpf_errno, fd_by_id, fd_kind, kernel_error, obj_info, open_pinned
 from .uapi import (
@@ -99,29 +99,6 @@ class MapInfo:
             mtype = i.type
         return cls(mtype, i.id, i.name.decode(errors="replace"), i.key_size, i.value_size, i.max_entries,
                    i.map_flags, i.map_extra, i.btf_id, i.btf_key_type_id, i.btf_value_type_id, i.ifindex)
-
-
-class FDValueCodec:
-    """Values of fd maps (prog array, map-in-map, perf event array, sockmap...).
-
-    Updates take a live object (anything with ``fileno()``/``fd``) or an fd
-    number; lookups return the kernel id of the stored object (the socket cookie for sockmaps).
-    """
-
-    def __init__(self, size: int = 4):
-        self.size = size  # 8 for sockmaps whose lookups return u64 socket cookies
-
-    def encode(self, value: Any) -> bytes:
-        if isinstance(value, FDObject):
-            value = value.fd
-        elif not isinstance(value, int) and hasattr(value, "fileno"):
-            value = value.fileno()
-        if not isinstance(value, int) or value < 0:
-            raise MapError(f"expected a Map, Program, socket or fd number, not {value!r}")
-        return value.to_bytes(self.size, "little")
-
-    def decode(self, data: bytes | memoryview) -> int:
-        return int.from_bytes(data[:self.size], "little")
 
 
 class Map(PinnableObject, MapDict):

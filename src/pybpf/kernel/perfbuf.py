@@ -23,8 +23,8 @@ import warnings
 from typing import Any, Callable
 
 from ..errors import MapError
-from ..object.codec import as_codec, decode_many
-from .eventreader import EventReader, uniform_run
+from ..object.codec import decode_many
+from .eventreader import EpollEventReader, uniform_run
 from .fs import online_cpus
 from .maps import Map
 from .perf import (
@@ -71,7 +71,7 @@ class _CPURing:
         self.mm.close()
 
 
-class PerfBufReader(EventReader):
+class PerfBufReader(EpollEventReader):
     """Consume a perf event array from every CPU (the perf buffer of libbpf and BCC).
 
     ``codec`` decodes each sample (StructCodec, BTF codec, None: bytes; note that
@@ -94,14 +94,11 @@ class PerfBufReader(EventReader):
                            "array map")
         if pages <= 0 or pages & (pages - 1):
             raise MapError(f"pages must be a power of 2, not {pages}")
+        super().__init__(codec, callback, batch_size)
         self.map = perf_map
-        self.codec = as_codec(codec, None) if codec is not None else None
-        self.callback = callback
         self.lost_callback = lost_callback
-        self.batch_size = batch_size
         self.lost = 0
         self.lost_per_cpu: dict[int, int] = {}
-        self.closed = False
         self.rings: list[_CPURing] = []
         self._epoll = select.epoll()
         cpu_list = list(cpus) if cpus is not None else online_cpus()
@@ -192,19 +189,6 @@ class PerfBufReader(EventReader):
 
     def _drains(self) -> list[Callable[[int], list]]:
         return [functools.partial(self._drain, ring) for ring in self.rings]  # every CPU's ring in turn
-
-    def poll(self, timeout: float | None = None) -> int:
-        """Wait up to ``timeout`` s, hand every sample to the callback; returns how many."""
-        if self.callback is None:
-            raise MapError("PerfBufReader.poll() needs a callback; use read() to get a list")
-        events = self.consume()
-        if not events and timeout != 0:
-            self._wait(timeout)
-            events = self.consume()
-        cb = self.callback
-        for ev in events:
-            cb(ev)
-        return len(events)
 
     # -- lifetime ------------------------------------------------------------
 

@@ -16,15 +16,15 @@ import select
 from typing import Any, Callable
 
 from ..errors import MapError
-from ..object.codec import as_codec, decode_many
-from .eventreader import EventReader, uniform_run
+from ..object.codec import decode_many
+from .eventreader import EpollEventReader, uniform_run
 from .uapi import RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SIZE, MapType
 
 PAGE_SIZE = mmap.PAGESIZE
 _FLAGS = RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT
 
 
-class RingBufReader(EventReader):
+class RingBufReader(EpollEventReader):
     """Consume records from a ring buffer map.
 
     ``codec`` decodes each record (a StructCodec, the BTF codec, or None for
@@ -44,11 +44,9 @@ class RingBufReader(EventReader):
                  batch_size: int = 1024):
         if getattr(ring, "type", None) != MapType.RINGBUF:
             raise MapError(f"{ring.describe() if hasattr(ring, 'describe') else ring!r} is not a ring buffer map")
+        super().__init__(codec, callback, batch_size)
         self.ring = ring
         self.size = ring.max_entries
-        self.codec = as_codec(codec, None) if codec is not None else None
-        self.callback = callback
-        self.batch_size = batch_size
         self._mask = self.size - 1
         fd = ring.fd
         self._consumer_map = mmap.mmap(fd, PAGE_SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
@@ -64,7 +62,6 @@ class RingBufReader(EventReader):
         self._words = self._data.cast("I")
         self._epoll = select.epoll()
         self._epoll.register(fd, select.EPOLLIN)
-        self.closed = False
 
     # -- draining ------------------------------------------------------------
 
@@ -108,24 +105,6 @@ class RingBufReader(EventReader):
 
     def _drains(self) -> tuple[Callable[[int], list]]:
         return (self._batch,)
-
-    # -- waiting -------------------------------------------------------------
-
-    def poll(self, timeout: float | None = None) -> int:
-        """Wait up to ``timeout`` s for records, hand each to the callback; returns how many."""
-        if self.callback is None:
-            raise MapError("RingBufReader.poll() needs a callback; use read() to get a list")
-        cb, n = self.callback, 0
-        batch = self._batch(self.batch_size)
-        if not batch and timeout != 0:
-            self._wait(timeout)
-            batch = self._batch(self.batch_size)
-        while batch:
-            for ev in batch:
-                cb(ev)
-            n += len(batch)
-            batch = self._batch(self.batch_size)
-        return n
 
     # -- lifetime ------------------------------------------------------------
 

@@ -174,6 +174,30 @@ class RecordCodec:
         return f"RecordCodec({self.codec!r})"
 
 
+class FDValueCodec:
+    """Values of fd maps (prog arrays, maps of maps, perf event arrays, sockmaps...).
+
+    Updates take a live object (anything with ``fileno()``: a map, program or
+    socket) or an fd number; lookups return the id of the stored object (the
+    socket cookie for sockmaps).  Both backends use it; ``accepts`` names what
+    their updates take in the error message.
+    """
+
+    def __init__(self, size: int = 4, accepts: str = "a Map, Program, socket or fd number"):
+        self.size = size  # 8 for sockmaps whose lookups return u64 socket cookies
+        self.accepts = accepts
+
+    def encode(self, value: Any) -> bytes:
+        if not isinstance(value, int) and hasattr(value, "fileno"):
+            value = value.fileno()
+        if not isinstance(value, int) or value < 0:
+            raise MapError(f"expected {self.accepts}, not {value!r}")
+        return value.to_bytes(self.size, "little")
+
+    def decode(self, data: bytes | memoryview) -> int:
+        return int.from_bytes(data[:self.size], "little")
+
+
 def as_codec(codec: Any, size: int | None) -> Any:
     """A codec for a field of ``size`` bytes: the given one, a struct format string, or RawCodec."""
     if codec is None:

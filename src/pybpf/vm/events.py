@@ -12,15 +12,15 @@ a CPU's ring is full and reports them as lost.
 
 from __future__ import annotations
 
+import abc
 import errno
 import threading
-import time
 import warnings
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..errors import MapError
-from ..object.codec import as_codec
+from ..object.eventreader import EventReader
 from .constants import BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_PROD_POS, \
     BPF_RB_RING_SIZE
 from ..object.mapdict import round8
@@ -141,14 +141,11 @@ class RingBuf(VMMap):
             yield from r.events(timeout)
 
 
-class _Reader:
-    """What both readers share: decoding, waiting, read/poll/events over a ``_batch(limit)``."""
+class _Reader(EventReader):
+    """The VM's readers: records of one ring or per-CPU queues, waiting on the map's ``_Waitable``."""
 
     def __init__(self, codec: Any, callback: Callable[[Any], Any] | None, batch_size: int, events: _Waitable):
-        self.codec = as_codec(codec, None) if codec is not None else None
-        self.callback = callback
-        self.batch_size = batch_size
-        self.closed = False
+        super().__init__(codec, callback, batch_size)
         self._waitable = events
 
     def _decode(self, raw: list[bytes]) -> list:
@@ -157,66 +154,18 @@ class _Reader:
         dec = self.codec.decode
         return [dec(r) for r in raw]
 
+    @abc.abstractmethod
     def _batch(self, limit: int) -> list:
-        raise MapError("reader without a source")
+        """Decode up to ``limit`` waiting records and release them; [] when none."""
 
-    def consume(self, max_records: int | None = None) -> list:
-        """Drain what is available now (up to ``max_records``), without waiting."""
-        limit = max_records if max_records is not None else 1 << 62
-        out: list = []
-        while len(out) < limit:
-            batch = self._batch(min(self.batch_size, limit - len(out)))
-            if not batch:
-                break
-            out += batch
-        return out
+    def _drains(self) -> tuple[Callable[[int], list]]:
+        return (self._batch,)
 
-    def read(self, timeout: float | None = 0, max_records: int | None = None) -> list:
-        """Drain available records; if there are none, wait up to ``timeout`` s (None: forever) for some."""
-        events = self.consume(max_records)
-        if events or timeout == 0:
-            return events
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._waitable.wait(left)
-            events = self.consume(max_records)
-            if events or (deadline is not None and time.monotonic() >= deadline):
-                return events
-
-    def poll(self, timeout: float | None = None) -> int:
-        """Wait up to ``timeout`` s for records, hand each to the callback; returns how many."""
-        if self.callback is None:
-            raise MapError(f"{type(self).__name__}.poll() needs a callback; use read() to get a list")
-        events = self.read(timeout)
-        for ev in events:
-            self.callback(ev)
-        return len(events)
-
-    def events(self, timeout: float | None = None) -> Iterator[Any]:
-        """Yield records as they come; stop after ``timeout`` seconds in total (None: never)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            batch = self._batch(self.batch_size)
-            if batch:
-                yield from batch
-                continue
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return
-            self._waitable.wait(left)
-
-    def __iter__(self) -> Iterator[Any]:
-        return self.events(None)
+    def _wait(self, timeout: float | None) -> None:
+        self._waitable.wait(timeout)
 
     def close(self) -> None:
         self.closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class RingBufReader(_Reader):

@@ -23,7 +23,7 @@ import zlib
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import MapError, VMError, VMFault
-from ..object.codec import as_codec
+from ..object.codec import FDValueCodec, as_codec
 from .constants import (
     BPF_F_NO_COMMON_LRU, BPF_F_RDONLY_PROG, BPF_F_REUSE_STACKID, BPF_F_WRONLY_PROG, MapType, UpdateFlag,
     map_type_name,
@@ -42,22 +42,6 @@ PER_CPU_TYPES = frozenset({MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LR
 
 def _neg(err: int) -> int:
     return (-err) & M64
-
-
-class FDValueCodec:
-    """Values of prog arrays and maps of maps: a VMMap/VMProgram (or its fd) in, an id out."""
-
-    size = 4
-
-    def encode(self, value: Any) -> bytes:
-        if hasattr(value, "fileno") and not isinstance(value, int):
-            value = value.fileno()
-        if not isinstance(value, int) or value < 0:
-            raise MapError(f"expected a VM map or program (or its fd), not {value!r}")
-        return value.to_bytes(4, "little")
-
-    def decode(self, data: bytes | memoryview) -> int:
-        return int.from_bytes(data[:4], "little")
 
 
 class VMMap(MapDict):
@@ -803,7 +787,7 @@ class _ReferenceArray(VMMap):
         self.fixed_size = not self.hashed
 
     def _default_value_codec(self) -> Any:
-        return FDValueCodec()
+        return FDValueCodec(accepts="a VM map or program (or its fd)")
 
     def _slot(self, key: bytes) -> Any:
         return bytes(key) if self.hashed else int.from_bytes(key[:4], "little")
