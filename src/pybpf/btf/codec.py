@@ -57,12 +57,12 @@ def _cstr(data: bytes) -> str:
 # --- records -------------------------------------------------------------------
 
 
-class Record(tuple):
-    """Base of decoded structs.  Members are attributes; ``_asdict()`` gives a dict."""
+class _Members:
+    """What decoded structs and unions share: members by name (``_fields``), as a dict or a repr."""
 
     __slots__ = ()
     _fields: tuple[str, ...] = ()
-    _type_name = "struct"
+    _type_name = ""
 
     def _asdict(self, recursive: bool = False) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self._fields}
@@ -73,6 +73,13 @@ class Record(tuple):
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
         return f"{self._type_name}({inner})"
+
+
+class Record(_Members, tuple):
+    """Base of decoded structs.  Members are attributes; ``_asdict()`` gives a dict."""
+
+    __slots__ = ()
+    _type_name = "struct"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Record):
@@ -93,11 +100,10 @@ class Record(tuple):
         return (dict, (self._asdict(recursive=True),))
 
 
-class UnionRecord:
+class UnionRecord(_Members):
     """A decoded union: the raw bytes, each member decoded when read."""
 
     __slots__ = ("_data",)
-    _fields: tuple[str, ...] = ()
     _type_name = "union"
 
     def __init__(self, data: bytes):
@@ -106,15 +112,6 @@ class UnionRecord:
     def __bytes__(self) -> bytes:
         return self._data
 
-    def _asdict(self, recursive: bool = False) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in self._fields}
-        if recursive:
-            out = {k: _plain(v) for k, v in out.items()}
-        return out
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{self._type_name}({inner})"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, UnionRecord):

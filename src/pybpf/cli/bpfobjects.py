@@ -7,7 +7,7 @@ Objects are named like bpftool names them: ``ID``, ``id ID``, ``pinned PATH``,
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import BPFError
 
@@ -209,4 +209,26 @@ def add_output_options(parser: Any) -> None:
 
 def wants_json(args: Any) -> bool:
     return bool(args.json or args.pretty)
+
+
+def show_records(kind: str, args: Any, selectors: list[str] | None, record: Callable[..., dict],
+                 format_plain: Callable[[dict], str], pinnable: bool = True) -> int:
+    """bpftool's ``KIND show``: ``record(fd, owners=...)`` of each selected object (with -f, where it
+    is pinned; with --pids, who holds it), as JSON (one object when one was asked for) or plain lines."""
+    from ..kernel.introspect import object_owners, pinned_paths
+
+    owners = object_owners((kind,)) if args.pids else None
+    pinned = pinned_paths(kind) if args.bpffs and pinnable else {}
+    records = []
+    for fd in each_selected(kind, selectors):
+        rec = record(fd, owners=owners)
+        if rec["id"] in pinned:
+            rec["pinned"] = pinned[rec["id"]]
+        records.append(rec)
+    if wants_json(args):
+        print_json(records if not selectors or len(records) != 1 else records[0], args.pretty)
+    else:
+        for rec in records:
+            print(format_plain(rec))
+    return 0
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .bpfobjects import add_output_options, each_selected, print_json, selector_help, wants_json
+from .bpfobjects import add_output_options, selector_help, show_records
 
 EPILOG = """\
 examples:
@@ -143,17 +143,11 @@ def run_ext(args) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from ..kernel.introspect import btf_record, btf_users, object_owners
+    from ..kernel.introspect import btf_record, btf_users
 
     users = btf_users()
-    owners = object_owners(("btf",)) if args.pids else None
-    records = [btf_record(fd, users, owners) for fd in each_selected("btf", args.btf)]
-    if wants_json(args):
-        print_json(records if not args.btf or len(records) != 1 else records[0], args.pretty)
-    else:
-        for rec in records:
-            print(format_plain(rec))
-    return 0
+    return show_records("btf", args, args.btf, lambda fd, owners: btf_record(fd, users, owners), format_plain,
+                        pinnable=False)
 
 
 def format_plain(rec: dict) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import BPFError
-from .bpfobjects import add_output_options, each_selected, open_selected, print_json, selector_help, split_selector, \
-    wants_json
+from .bpfobjects import add_output_options, open_selected, selector_help, show_records, split_selector
 
 EXAMPLES = """\
 examples:
@@ -39,22 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from ..kernel.introspect import link_record, object_owners, pinned_paths
+    from ..kernel.introspect import link_record
 
-    owners = object_owners(("link",)) if args.pids else None
-    pinned = pinned_paths("link") if args.bpffs else {}
-    records = []
-    for fd in each_selected("link", args.link):
-        rec = link_record(fd, owners=owners)
-        if rec["id"] in pinned:
-            rec["pinned"] = pinned[rec["id"]]
-        records.append(rec)
-    if wants_json(args):
-        print_json(records if not args.link or len(records) != 1 else records[0], args.pretty)
-    else:
-        for rec in records:
-            print(format_plain(rec))
-    return 0
+    return show_records("link", args, args.link, link_record, format_plain)
 
 
 def format_plain(rec: dict) -> str:

@@ -16,7 +16,7 @@ from ..kernel.introspect import (
 from ..kernel.syscall import close_fd
 from ..object.kinds import MapType
 from .bpfobjects import (
-    add_output_options, each_selected, emit, open_selected, print_json, selector_help, split_selector, wants_json,
+    add_output_options, emit, open_selected, print_json, selector_help, show_records, split_selector, wants_json,
 )
 
 EXAMPLES = """\
@@ -70,22 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from ..kernel.introspect import map_record, object_owners, pinned_paths
+    from ..kernel.introspect import map_record
 
-    owners = object_owners(("map",)) if args.pids else None
-    pinned = pinned_paths("map") if args.bpffs else {}
-    records = []
-    for fd in each_selected("map", args.map):
-        rec = map_record(fd, owners=owners)
-        if rec["id"] in pinned:
-            rec["pinned"] = pinned[rec["id"]]
-        records.append(rec)
-    if wants_json(args):
-        print_json(records if not args.map or len(records) != 1 else records[0], args.pretty)
-    else:
-        for rec in records:
-            print(format_plain(rec))
-    return 0
+    return show_records("map", args, args.map, map_record, format_plain)
 
 
 def format_plain(rec: dict) -> str:

@@ -7,7 +7,7 @@ import time
 
 from ..errors import BPFError
 from .bpfobjects import (
-    add_output_options, each_selected, emit, print_json, selector_help, split_selector, wants_json,
+    add_output_options, emit, print_json, selector_help, show_records, split_selector, wants_json,
 )
 
 EXAMPLES = """\
@@ -83,32 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _context(args: argparse.Namespace) -> dict:
-    from ..kernel.introspect import object_owners, pinned_paths
-
-    return {"owners": object_owners(("prog",)) if args.pids else None,
-            "pinned": pinned_paths("prog") if args.bpffs else {}}
-
-
 def run_show(args: argparse.Namespace) -> int:
     from ..kernel.introspect import enable_stats, program_record
 
     if args.enable_stats is not None:
         with enable_stats():
             time.sleep(max(0.0, args.enable_stats))
-    ctx = _context(args)
-    records = []
-    for fd in each_selected("prog", args.prog):
-        rec = program_record(fd, owners=ctx["owners"])
-        if rec["id"] in ctx["pinned"]:
-            rec["pinned"] = ctx["pinned"][rec["id"]]
-        records.append(rec)
-    if wants_json(args):
-        print_json(records if not args.prog or len(records) != 1 else records[0], args.pretty)
-    else:
-        for rec in records:
-            print(format_plain(rec))
-    return 0
+    return show_records("prog", args, args.prog, program_record, format_plain)
 
 
 def format_plain(rec: dict) -> str:
